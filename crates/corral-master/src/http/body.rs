@@ -1,0 +1,379 @@
+//! Bodies: the response body streamed from a worker slot (or a file it handed over), and the
+//! task that streams a large request body to the worker.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use corral_proto::{encode, ToMaster, ToWorker, MAX_CHUNK};
+use http_body::{Frame, SizeHint};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::http::completion::Completion;
+use crate::pool::Lease;
+use crate::slot::SlotWriter;
+
+/// How much of a handed-over file is read per step.
+const FILE_STEP: u64 = 256 * 1024;
+
+/// An error that makes hyper cut the connection (the response cannot be completed).
+#[derive(Debug)]
+pub struct BodyCut(pub &'static str);
+
+impl std::fmt::Display for BodyCut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+impl std::error::Error for BodyCut {}
+
+/// The task streaming the rest of a request body to the worker.
+pub struct Pump {
+    cancel: Option<oneshot::Sender<()>>,
+    done: JoinHandle<()>,
+}
+
+/// Streams the remainder of `body` to the worker as `Body` frames, then `BodyEnd`. Stops early
+/// (with `BodyEnd{complete: false}`) when cancelled, when the client fails, or past `max_body`.
+pub fn spawn_pump(
+    writer: SlotWriter,
+    id: u64,
+    mut body: Incoming,
+    mut seen: u64,
+    max: u64,
+) -> Pump {
+    let (cancel, mut cancelled) = oneshot::channel::<()>();
+    let done = tokio::spawn(async move {
+        let complete = loop {
+            let frame = tokio::select! {
+                f = body.frame() => f,
+                _ = &mut cancelled => break false,
+            };
+            let data = match frame {
+                None => break true,
+                Some(Ok(f)) => match f.into_data() {
+                    Ok(d) => d,
+                    Err(_trailers) => continue,
+                },
+                Some(Err(_)) => break false,
+            };
+            seen += data.len() as u64;
+            if seen > max {
+                tracing::warn!(req = id, "request body exceeds --max-body; cutting it off");
+                break false;
+            }
+            if send_body_frames(&writer, id, data).await.is_err() {
+                return;
+            }
+        };
+        let mut out = BytesMut::new();
+        encode(&ToWorker::BodyEnd { id, complete }, &mut out);
+        let _ = writer.send(&out).await;
+    });
+    Pump {
+        cancel: Some(cancel),
+        done,
+    }
+}
+
+async fn send_body_frames(writer: &SlotWriter, id: u64, data: Bytes) -> io::Result<()> {
+    for piece in data.chunks(MAX_CHUNK) {
+        let mut out = BytesMut::with_capacity(piece.len() + 32);
+        encode(
+            &ToWorker::Body {
+                id,
+                chunk: data.slice_ref(piece),
+            },
+            &mut out,
+        );
+        writer.send(&out).await?;
+    }
+    Ok(())
+}
+
+/// A request that reached a worker and has not finished yet. Dropping it before `finish`
+/// (the client went away) tells the worker to stop and waits for it in the background, so the
+/// slot is reused only once the worker is done with that request.
+pub struct InFlight {
+    pub id: u64,
+    lease: Option<Lease>,
+    pump: Option<Pump>,
+}
+
+impl InFlight {
+    pub fn new(id: u64, lease: Lease, pump: Option<Pump>) -> InFlight {
+        InFlight {
+            id,
+            lease: Some(lease),
+            pump,
+        }
+    }
+
+    pub fn lease(&mut self) -> &mut Lease {
+        self.lease
+            .as_mut()
+            .expect("an unfinished request holds its lease")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.lease.as_ref().map_or(0, |l| l.pid())
+    }
+
+    /// The worker said End/Failed (healthy) or the slot broke: release the slot.
+    pub fn finish(&mut self, healthy: bool) {
+        let Some(mut lease) = self.lease.take() else {
+            return;
+        };
+        if !healthy {
+            lease.mark_broken();
+        }
+        if let Some(mut pump) = self.pump.take() {
+            if let Some(c) = pump.cancel.take() {
+                let _ = c.send(());
+            }
+            tokio::spawn(async move {
+                let _ = pump.done.await;
+                drop(lease);
+            });
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let Some(mut lease) = self.lease.take() else {
+            return;
+        };
+        let pump = self.pump.take();
+        let id = self.id;
+        tokio::spawn(async move {
+            let mut out = BytesMut::new();
+            encode(&ToWorker::Abort { id }, &mut out);
+            let sent = lease.conn().send(&out).await.is_ok();
+            let healthy = sent && drain_until_end(&mut lease).await;
+            if let Some(mut pump) = pump {
+                if let Some(c) = pump.cancel.take() {
+                    let _ = c.send(());
+                }
+                let _ = pump.done.await;
+            }
+            if !healthy {
+                lease.mark_broken();
+            }
+        });
+    }
+}
+
+/// Discards the rest of an aborted response; false if the slot broke on the way.
+async fn drain_until_end(lease: &mut Lease) -> bool {
+    loop {
+        match lease.conn().next().await {
+            Ok(Some(ToMaster::End { .. } | ToMaster::Failed { .. })) => return true,
+            Ok(Some(ToMaster::File { .. })) => drop(lease.conn().take_fd()),
+            Ok(Some(_)) => continue,
+            Ok(None) | Err(_) => return false,
+        }
+    }
+}
+
+/// A file the worker handed over (`wsgi.file_wrapper`), read here in steps.
+struct FileSend {
+    file: Arc<File>,
+    offset: u64,
+    remaining: u64,
+    step: Option<JoinHandle<io::Result<Vec<u8>>>>,
+}
+
+impl FileSend {
+    fn poll_step(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<Bytes>>> {
+        if self.remaining == 0 {
+            return Poll::Ready(Ok(None));
+        }
+        let step = self.step.get_or_insert_with(|| {
+            let (file, offset, len) = (
+                self.file.clone(),
+                self.offset,
+                self.remaining.min(FILE_STEP),
+            );
+            tokio::task::spawn_blocking(move || {
+                let mut buf = vec![0u8; len as usize];
+                let n = file.read_at(&mut buf, offset)?;
+                buf.truncate(n);
+                Ok(buf)
+            })
+        });
+        let read = match Pin::new(step).poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(r) => r.map_err(io::Error::other).and_then(|r| r),
+        };
+        self.step = None;
+        let data = read?;
+        if data.is_empty() {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the file handed over by wsgi.file_wrapper is shorter than announced",
+            )));
+        }
+        self.offset += data.len() as u64;
+        self.remaining -= data.len() as u64;
+        Poll::Ready(Ok(Some(Bytes::from(data))))
+    }
+}
+
+use std::future::Future;
+
+/// A response body streamed from a worker.
+pub struct WorkerBody {
+    flight: InFlight,
+    file: Option<FileSend>,
+}
+
+impl WorkerBody {
+    pub fn new(flight: InFlight) -> WorkerBody {
+        WorkerBody { flight, file: None }
+    }
+
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, BodyCut>>> {
+        loop {
+            if let Some(file) = &mut self.file {
+                match file.poll_step(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Ok(Some(data))) => return Poll::Ready(Some(Ok(data))),
+                    Poll::Ready(Ok(None)) => self.file = None,
+                    Poll::Ready(Err(e)) => {
+                        tracing::error!(req = self.flight.id, "cannot send file: {e}");
+                        self.file = None;
+                        return Poll::Ready(Some(Err(BodyCut("file read failed"))));
+                    }
+                }
+                continue;
+            }
+            if self.flight.lease.is_none() {
+                return Poll::Ready(None);
+            }
+            let next = match self.flight.lease().conn().poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(r) => r,
+            };
+            match next {
+                Ok(Some(ToMaster::Chunk { data, .. })) => return Poll::Ready(Some(Ok(data))),
+                Ok(Some(ToMaster::File { offset, len, .. })) => {
+                    let Some(fd) = self.flight.lease().conn().take_fd() else {
+                        self.flight.finish(false);
+                        return Poll::Ready(Some(Err(BodyCut("File frame without a descriptor"))));
+                    };
+                    let file = Arc::new(File::from(fd));
+                    self.file = Some(FileSend {
+                        file,
+                        offset,
+                        remaining: len,
+                        step: None,
+                    });
+                }
+                Ok(Some(ToMaster::End { .. })) => {
+                    self.flight.finish(true);
+                    return Poll::Ready(None);
+                }
+                Ok(Some(ToMaster::Failed { .. })) => {
+                    self.flight.finish(true);
+                    return Poll::Ready(Some(Err(BodyCut("the app failed mid-response"))));
+                }
+                Ok(Some(_)) | Ok(None) | Err(_) => {
+                    tracing::error!(req = self.flight.id, "worker lost mid-response");
+                    self.flight.finish(false);
+                    return Poll::Ready(Some(Err(BodyCut("worker lost mid-response"))));
+                }
+            }
+        }
+    }
+}
+
+enum Kind {
+    Full(Option<Bytes>),
+    Worker(Box<WorkerBody>),
+}
+
+/// Every response body the master sends. Counts bytes for the access log; its completion
+/// record is written when the body is done or dropped.
+pub struct RespBody {
+    kind: Kind,
+    completion: Option<Box<Completion>>,
+}
+
+impl RespBody {
+    pub fn full(data: Bytes) -> RespBody {
+        RespBody {
+            kind: Kind::Full(Some(data)),
+            completion: None,
+        }
+    }
+
+    pub fn worker(body: WorkerBody) -> RespBody {
+        RespBody {
+            kind: Kind::Worker(Box::new(body)),
+            completion: None,
+        }
+    }
+
+    pub fn with_completion(mut self, c: Completion) -> RespBody {
+        self.completion = Some(Box::new(c));
+        self
+    }
+
+    fn count(&mut self, n: usize) {
+        if let Some(c) = &mut self.completion {
+            c.bytes += n as u64;
+        }
+    }
+}
+
+impl http_body::Body for RespBody {
+    type Data = Bytes;
+    type Error = BodyCut;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyCut>>> {
+        let this = self.get_mut();
+        let next = match &mut this.kind {
+            Kind::Full(data) => Poll::Ready(data.take().filter(|d| !d.is_empty()).map(Ok)),
+            Kind::Worker(w) => w.poll_next(cx),
+        };
+        match next {
+            Poll::Ready(Some(Ok(data))) => {
+                this.count(data.len());
+                Poll::Ready(Some(Ok(Frame::data(data))))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                if let Some(c) = &mut this.completion {
+                    c.cut = true;
+                }
+                Poll::Ready(Some(Err(e)))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Full(d) => d.as_ref().is_none_or(|d| d.is_empty()),
+            Kind::Worker(_) => false,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Full(d) => SizeHint::with_exact(d.as_ref().map_or(0, |d| d.len() as u64)),
+            Kind::Worker(_) => SizeHint::default(),
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! One client connection: hyper's HTTP/1.1 state machine plus corral's own timers.
+//!
+//! hyper's header-read timeout closes silently; corral wants a `408` for a client that stalls
+//! inside its request head (slowloris) and a silent close for an idle keep-alive connection.
+//! So the timers live here: the task sleeps until the next deadline that the connection's
+//! [`Activity`] implies, and re-checks.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::sync::{mpsc, watch};
+use tokio::time::{sleep_until, Instant};
+
+use crate::http::error::REQUEST_TIMEOUT_REPLY;
+use crate::http::service::{handle, AppCtx, ConnMeta};
+use crate::http::stream::{Activity, ConnIo, Stream};
+
+/// Where a connection stands, as far as its timers care.
+enum Phase {
+    /// Serving a request: no timer (request timeouts are the dispatcher's business).
+    Busy,
+    /// Part of a request head has arrived: it must be complete by this deadline, else 408.
+    Head(Instant),
+    /// Nothing pending: close silently at this deadline.
+    Idle(Instant),
+}
+
+/// Peer/local addresses of an accepted connection.
+pub struct Addrs {
+    pub peer_ip: String,
+    pub peer_port: u16,
+    pub local_ip: String,
+    pub local_port: u16,
+}
+
+/// Serves one connection until the client leaves, a timer fires, or a graceful stop finishes
+/// the request in progress. `_alive` is dropped when this returns (graceful stop waits for it).
+pub async fn serve(
+    stream: Stream,
+    addrs: Addrs,
+    ctx: Arc<AppCtx>,
+    mut stop: watch::Receiver<bool>,
+    _alive: mpsc::Sender<()>,
+) {
+    let stream = Arc::new(stream);
+    let activity = Arc::new(Activity::default());
+    let meta = Arc::new(ConnMeta {
+        peer_ip: addrs.peer_ip.into(),
+        peer_port: addrs.peer_port,
+        local_ip: addrs.local_ip.into(),
+        local_port: addrs.local_port,
+        activity: activity.clone(),
+    });
+    let http = ctx.http.clone();
+    let io = TokioIo::new(ConnIo {
+        stream: stream.clone(),
+        activity: activity.clone(),
+    });
+    let svc = service_fn(move |req| handle(req, ctx.clone(), meta.clone()));
+    let mut builder = http1::Builder::new();
+    builder
+        .keep_alive(!http.keepalive_timeout.is_zero())
+        .max_headers(http.limit_request_fields)
+        .max_buf_size((http.limit_request_line + 64 * 1024).max(16 * 1024));
+    let conn = builder.serve_connection(io, svc);
+    tokio::pin!(conn);
+
+    let idle_limit = |served: bool| {
+        if served {
+            http.keepalive_timeout
+        } else {
+            http.header_timeout
+        }
+    };
+    let mut idle_since = Instant::now();
+    let mut head_since: Option<Instant> = None;
+    let mut finished_seen = 0;
+    let mut stopping = *stop.borrow();
+    if stopping {
+        conn.as_mut().graceful_shutdown();
+    }
+    loop {
+        let now = Instant::now();
+        let finished = activity.requests_finished.load(Ordering::Acquire);
+        if finished != finished_seen {
+            finished_seen = finished;
+            idle_since = now;
+            head_since = None;
+        }
+        let phase = if activity.in_request() {
+            head_since = None;
+            Phase::Busy
+        } else if activity.head_bytes.load(Ordering::Acquire) {
+            Phase::Head(*head_since.get_or_insert(now) + http.header_timeout)
+        } else {
+            Phase::Idle(idle_since + idle_limit(finished > 0))
+        };
+        let wake = match phase {
+            Phase::Busy => now + Duration::from_secs(1).min(http.header_timeout),
+            Phase::Head(t) | Phase::Idle(t) => t.min(now + Duration::from_secs(1)),
+        };
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!("connection ended: {e}");
+                }
+                return;
+            }
+            _ = sleep_until(wake) => {
+                let now = Instant::now();
+                match phase {
+                    Phase::Head(t) if now >= t && !activity.in_request() => {
+                        drop(conn);
+                        let reply = stream.write_all(REQUEST_TIMEOUT_REPLY);
+                        let _ = tokio::time::timeout(Duration::from_secs(1), reply).await;
+                        return;
+                    }
+                    Phase::Idle(t) if now >= t && !activity.in_request()
+                        && !activity.head_bytes.load(Ordering::Acquire) => return,
+                    _ => {}
+                }
+            }
+            _ = stop.changed(), if !stopping => {
+                stopping = true;
+                conn.as_mut().graceful_shutdown();
+            }
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! The HTTP/1.1 front end on hyper: one task per client connection ([`conn`]), the request
+//! handler ([`service`]), response and request bodies ([`body`]), and the one place that
+//! decides the statuses corral produces itself ([`error`]).
+
+pub mod body;
+pub mod completion;
+pub mod conn;
+pub mod error;
+pub mod service;
+pub mod stream;

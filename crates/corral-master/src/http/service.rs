@@ -1,0 +1,372 @@
+//! One HTTP request: check it, buffer the start of its body, lease a worker slot, send it
+//! there, and turn the worker's answer into a hyper response.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use corral_config::HttpConfig;
+use corral_proto::{encode, RequestHead, ResponseHead, ToMaster, ToWorker, MAX_CHUNK, MAX_PACKET};
+use http::{header, HeaderName, HeaderValue, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+
+use crate::access_log::{AccessLog, Record};
+use crate::http::body::{spawn_pump, InFlight, RespBody, WorkerBody};
+use crate::http::completion::Completion;
+use crate::http::error::Refusal;
+use crate::http::stream::Activity;
+use crate::pool::{AcquireError, Pool};
+
+/// Everything a request needs that outlives it, shared by all connections of a listener.
+pub struct AppCtx {
+    pub pool: Arc<Pool>,
+    pub http: HttpConfig,
+    pub access_log: Option<AccessLog>,
+    pub next_id: AtomicU64,
+    /// The mount prefix (SCRIPT_NAME); empty for `/`.
+    pub script_name: Bytes,
+}
+
+/// Facts about the connection a request arrived on.
+pub struct ConnMeta {
+    pub peer_ip: Bytes,
+    pub peer_port: u16,
+    pub local_ip: Bytes,
+    pub local_port: u16,
+    pub activity: Arc<Activity>,
+}
+
+const SERVER: HeaderValue = HeaderValue::from_static(concat!("corral/", env!("CARGO_PKG_VERSION")));
+
+pub async fn handle(
+    req: Request<Incoming>,
+    ctx: Arc<AppCtx>,
+    conn: Arc<ConnMeta>,
+) -> Result<Response<RespBody>, std::convert::Infallible> {
+    conn.activity
+        .requests_started
+        .fetch_add(1, Ordering::AcqRel);
+    conn.activity.head_bytes.store(false, Ordering::Release);
+    let id = ctx.next_id.fetch_add(1, Ordering::Relaxed);
+    let mut completion = Completion {
+        record: record_for(&req, &ctx, &conn),
+        bytes: 0,
+        cut: false,
+        started: Instant::now(),
+        activity: conn.activity.clone(),
+        log: ctx.access_log.clone(),
+    };
+    let (mut resp, pid) = match serve(req, &ctx, &conn, id).await {
+        Ok(r) => r,
+        Err(refusal) => {
+            if matches!(refusal, Refusal::WorkerLost | Refusal::AppError) {
+                tracing::warn!(req = id, "{} ({})", refusal.status(), refusal.code());
+            }
+            (refusal.response(), 0)
+        }
+    };
+    resp.headers_mut().entry(header::SERVER).or_insert(SERVER);
+    completion.record.status = resp.status().as_u16();
+    completion.record.pid = if pid == 0 { std::process::id() } else { pid };
+    Ok(resp.map(|b| b.with_completion(completion)))
+}
+
+async fn serve(
+    req: Request<Incoming>,
+    ctx: &AppCtx,
+    conn: &ConnMeta,
+    id: u64,
+) -> Result<(Response<RespBody>, u32), Refusal> {
+    let (parts, mut body) = req.into_parts();
+    let head = request_head(&parts, ctx, conn)?;
+    if head.content_length.is_some_and(|n| n > ctx.http.max_body) {
+        return Err(Refusal::BodyTooLarge);
+    }
+    let (buffered, seen, complete) = buffer_body(&mut body, &ctx.http).await?;
+    let mut flight = None;
+    for _attempt in 0..3 {
+        let mut lease = ctx.pool.acquire().await.map_err(|e| match e {
+            AcquireError::QueueFull => Refusal::QueueFull,
+            AcquireError::Closed => Refusal::ShuttingDown,
+        })?;
+        if send_request(&mut lease, id, &head, &buffered, complete)
+            .await
+            .is_ok()
+        {
+            flight = Some(lease);
+            break;
+        }
+        // The worker died while idle: nothing reached the app, so another slot may take it.
+        lease.mark_broken();
+    }
+    let lease = flight.ok_or(Refusal::WorkerLost)?;
+    let pump = match (complete, lease.writer()) {
+        (false, Some(writer)) => Some(spawn_pump(writer, id, body, seen, ctx.http.max_body)),
+        _ => None,
+    };
+    let mut flight = InFlight::new(id, lease, pump);
+    let pid = flight.pid();
+    let head = await_head(&mut flight).await?;
+    Ok((build_response(head, flight), pid))
+}
+
+/// Checks the limits hyper does not, and copies what the worker needs.
+fn request_head(
+    parts: &http::request::Parts,
+    ctx: &AppCtx,
+    conn: &ConnMeta,
+) -> Result<RequestHead, Refusal> {
+    let target = match parts.uri.path_and_query() {
+        Some(pq) => Bytes::copy_from_slice(pq.as_str().as_bytes()),
+        None if parts.method == http::Method::OPTIONS => Bytes::from_static(b"*"),
+        None => Bytes::from_static(b"/"),
+    };
+    let line_len = parts.method.as_str().len() + target.len() + 10;
+    if line_len > ctx.http.limit_request_line {
+        return Err(Refusal::UriTooLong);
+    }
+    let mut headers = Vec::with_capacity(parts.headers.len());
+    for (name, value) in &parts.headers {
+        if name.as_str().len() + value.len() + 2 > ctx.http.limit_request_field_size {
+            return Err(Refusal::HeaderTooLarge);
+        }
+        headers.push((
+            Bytes::copy_from_slice(name.as_str().as_bytes()),
+            Bytes::copy_from_slice(value.as_bytes()),
+        ));
+    }
+    if let Some(te) = parts.headers.get(header::TRANSFER_ENCODING) {
+        // hyper accepts any coding list that ends in chunked; anything but a plain "chunked"
+        // is a smuggling attempt or a client we cannot serve.
+        if !te.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked") {
+            return Err(Refusal::BadRequest("unsupported Transfer-Encoding"));
+        }
+    }
+    let content_length = match parts.headers.get(header::CONTENT_LENGTH) {
+        Some(v) => Some(
+            std::str::from_utf8(v.as_bytes())
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .ok_or(Refusal::BadRequest("invalid Content-Length"))?,
+        ),
+        None if parts.headers.contains_key(header::TRANSFER_ENCODING) => None,
+        None => Some(0),
+    };
+    Ok(RequestHead {
+        method: Bytes::copy_from_slice(parts.method.as_str().as_bytes()),
+        target,
+        version: if parts.version == http::Version::HTTP_10 {
+            10
+        } else {
+            11
+        },
+        headers,
+        peer_ip: conn.peer_ip.clone(),
+        peer_port: conn.peer_port,
+        local_ip: conn.local_ip.clone(),
+        local_port: conn.local_port,
+        scheme: Bytes::from_static(b"http"),
+        script_name: ctx.script_name.clone(),
+        content_length,
+    })
+}
+
+/// Reads up to `--body-buffer` bytes of the body before a worker is involved, so that slow
+/// uploads of ordinary size never hold a worker. Returns the pieces, the byte count, and
+/// whether that was the whole body.
+async fn buffer_body(
+    body: &mut Incoming,
+    http: &HttpConfig,
+) -> Result<(Vec<Bytes>, u64, bool), Refusal> {
+    let mut pieces = Vec::new();
+    let mut seen = 0u64;
+    while seen < http.body_buffer {
+        match body.frame().await {
+            None => return Ok((pieces, seen, true)),
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    seen += data.len() as u64;
+                    if seen > http.max_body {
+                        return Err(Refusal::BodyTooLarge);
+                    }
+                    pieces.push(data);
+                }
+            }
+            Some(Err(_)) => {
+                return Err(Refusal::BadRequest(
+                    "the request body is malformed or incomplete",
+                ))
+            }
+        }
+    }
+    Ok((pieces, seen, false))
+}
+
+/// Sends the request head, the buffered body and (if complete) its end, packing frames into
+/// as few packets as fit.
+async fn send_request(
+    lease: &mut crate::pool::Lease,
+    id: u64,
+    head: &RequestHead,
+    body: &[Bytes],
+    complete: bool,
+) -> std::io::Result<()> {
+    let mut packet = BytesMut::with_capacity(1024);
+    encode(
+        &ToWorker::Request {
+            id,
+            head: Box::new(head.clone()),
+        },
+        &mut packet,
+    );
+    if packet.len() > MAX_PACKET {
+        return Err(std::io::Error::other(
+            "request head too large for one IPC packet",
+        ));
+    }
+    for data in body {
+        for piece in data.chunks(MAX_CHUNK) {
+            if packet.len() + piece.len() + 32 > MAX_PACKET {
+                lease.conn().send(&packet).await?;
+                packet.clear();
+            }
+            encode(
+                &ToWorker::Body {
+                    id,
+                    chunk: data.slice_ref(piece),
+                },
+                &mut packet,
+            );
+        }
+    }
+    if complete {
+        encode(&ToWorker::BodyEnd { id, complete: true }, &mut packet);
+    }
+    if !packet.is_empty() {
+        lease.conn().send(&packet).await?;
+    }
+    Ok(())
+}
+
+/// Waits for the response head; turns an early failure into the right status.
+async fn await_head(flight: &mut InFlight) -> Result<ResponseHead, Refusal> {
+    loop {
+        match flight.lease().conn().next().await {
+            Ok(Some(ToMaster::ResponseHead { head, .. })) => return Ok(*head),
+            Ok(Some(ToMaster::Failed { .. })) => {
+                flight.finish(true);
+                return Err(Refusal::AppError);
+            }
+            Ok(Some(other)) => {
+                tracing::error!(
+                    req = flight.id,
+                    "worker broke the protocol: {other:?} before a head"
+                );
+            }
+            Ok(None) | Err(_) => {}
+        }
+        flight.finish(false);
+        return Err(Refusal::WorkerLost);
+    }
+}
+
+/// The hyper response for a worker's head. When the whole body is already here (one packet:
+/// head, chunks, end) the slot is released at once and the body is sent as one piece.
+fn build_response(head: ResponseHead, mut flight: InFlight) -> Response<RespBody> {
+    let body = match take_whole_body(&mut flight) {
+        Some(bytes) => {
+            flight.finish(true);
+            RespBody::full(bytes)
+        }
+        None => RespBody::worker(WorkerBody::new(flight)),
+    };
+    let mut resp = Response::new(body);
+    *resp.status_mut() =
+        StatusCode::from_u16(head.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = resp.headers_mut();
+    headers.reserve(head.headers.len());
+    for (name, value) in head.headers {
+        match (
+            HeaderName::from_bytes(&name),
+            HeaderValue::from_maybe_shared(value),
+        ) {
+            (Ok(n), Ok(v)) => {
+                headers.append(n, v);
+            }
+            _ => tracing::warn!("dropping an invalid response header from the app"),
+        }
+    }
+    if canonical_reason_differs(resp.status(), &head.reason) {
+        if let Ok(reason) = hyper::ext::ReasonPhrase::try_from(head.reason) {
+            resp.extensions_mut().insert(reason);
+        }
+    }
+    resp
+}
+
+fn canonical_reason_differs(status: StatusCode, reason: &[u8]) -> bool {
+    status.canonical_reason().map(str::as_bytes) != Some(reason) && !reason.is_empty()
+}
+
+/// If the frames already received are `Chunk*` then `End`, takes them as one body.
+fn take_whole_body(flight: &mut InFlight) -> Option<Bytes> {
+    let conn = flight.lease().conn();
+    let buffered = conn.buffered();
+    let end = buffered
+        .iter()
+        .position(|m| matches!(m, ToMaster::End { .. }))?;
+    if !buffered
+        .iter()
+        .take(end)
+        .all(|m| matches!(m, ToMaster::Chunk { .. }))
+    {
+        return None;
+    }
+    let mut out = BytesMut::new();
+    let mut single = None;
+    for _ in 0..end {
+        if let Some(ToMaster::Chunk { data, .. }) = conn.take_buffered() {
+            if end == 1 {
+                single = Some(data);
+            } else {
+                out.extend_from_slice(&data);
+            }
+        }
+    }
+    conn.take_buffered();
+    Some(single.unwrap_or_else(|| out.freeze()))
+}
+
+fn record_for(req: &Request<Incoming>, ctx: &AppCtx, conn: &ConnMeta) -> Record {
+    let Some(log) = &ctx.access_log else {
+        return Record::default();
+    };
+    let headers = log
+        .format
+        .header_names()
+        .iter()
+        .map(|n| {
+            req.headers()
+                .get(n.as_str())
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        })
+        .collect();
+    Record {
+        remote: String::from_utf8_lossy(&conn.peer_ip).into_owned(),
+        time: Some(SystemTime::now()),
+        method: req.method().as_str().to_owned(),
+        path: req.uri().path().to_owned(),
+        query: req.uri().query().unwrap_or("").to_owned(),
+        protocol: if req.version() == http::Version::HTTP_10 {
+            "HTTP/1.0"
+        } else {
+            "HTTP/1.1"
+        },
+        headers,
+        local_port: conn.local_port,
+        ..Record::default()
+    }
+}

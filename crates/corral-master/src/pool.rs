@@ -1,0 +1,213 @@
+//! The slot table (the scoreboard, single writer) and the FIFO queue of requests waiting for a
+//! slot.
+//!
+//! A request leases an idle slot, preferring the process with the fewest busy slots (so under
+//! `worker` load spreads across processes, and under `prefork` a busy process never gets a second
+//! request: it has no idle slot). When none is idle the request waits in FIFO order; when
+//! `max_queue` requests already wait it is refused (503). A lease returns its slot on drop.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::slot::{SlotConn, WorkerId};
+
+/// Things the supervisor must hear about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolEvent {
+    /// A slot broke mid-request (EOF or protocol error): the process is dead or unusable.
+    WorkerBroken(WorkerId),
+}
+
+/// Why no slot could be leased.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcquireError {
+    /// `max_queue` requests are already waiting.
+    QueueFull,
+    /// The pool is shutting down.
+    Closed,
+}
+
+#[derive(Default)]
+struct State {
+    idle: Vec<SlotConn>,
+    busy: HashMap<WorkerId, usize>,
+    waiters: VecDeque<oneshot::Sender<SlotConn>>,
+    /// Workers known dead: their slots are dropped instead of reused.
+    dead: HashSet<WorkerId>,
+}
+
+pub struct Pool {
+    state: Mutex<State>,
+    max_queue: usize,
+    events: mpsc::UnboundedSender<PoolEvent>,
+}
+
+impl Pool {
+    pub fn new(max_queue: usize) -> (Arc<Pool>, mpsc::UnboundedReceiver<PoolEvent>) {
+        let (events, rx) = mpsc::unbounded_channel();
+        (
+            Arc::new(Pool {
+                state: Mutex::new(State::default()),
+                max_queue,
+                events,
+            }),
+            rx,
+        )
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock would be a bug in this file; the state stays valid
+        // (every mutation is a single push/pop), so keep serving rather than poisoning.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Leases a slot, waiting in FIFO order if none is idle.
+    pub async fn acquire(self: &Arc<Self>) -> Result<Lease, AcquireError> {
+        let rx = {
+            let mut st = self.lock();
+            if let Some(conn) = take_least_busy(&mut st) {
+                return Ok(Lease::new(self.clone(), conn));
+            }
+            if st.waiters.len() >= self.max_queue {
+                return Err(AcquireError::QueueFull);
+            }
+            let (tx, rx) = oneshot::channel();
+            st.waiters.push_back(tx);
+            rx
+        };
+        match rx.await {
+            Ok(conn) => Ok(Lease::new(self.clone(), conn)),
+            Err(_) => Err(AcquireError::Closed),
+        }
+    }
+
+    /// Adds the ready slots of a new worker.
+    pub fn add_worker(&self, conns: Vec<SlotConn>) {
+        let mut st = self.lock();
+        for conn in conns {
+            st.busy.entry(conn.worker).or_insert(0);
+            give_back(&mut st, conn);
+        }
+    }
+
+    /// Forgets a dead worker: its idle slots close now, its busy ones when their lease ends.
+    pub fn remove_worker(&self, worker: WorkerId) {
+        let mut st = self.lock();
+        st.idle.retain(|c| c.worker != worker);
+        if st.busy.get(&worker).copied().unwrap_or(0) == 0 {
+            st.busy.remove(&worker);
+        } else {
+            st.dead.insert(worker);
+        }
+    }
+
+    /// Closes every idle slot and refuses waiters (shutdown, after in-flight requests ended).
+    pub fn close(&self) {
+        let mut st = self.lock();
+        st.idle.clear();
+        st.waiters.clear();
+    }
+
+    /// Requests waiting for a slot.
+    pub fn queued(&self) -> usize {
+        self.lock().waiters.len()
+    }
+
+    fn release(&self, conn: SlotConn, healthy: bool) {
+        let worker = conn.worker;
+        let mut st = self.lock();
+        if let Some(b) = st.busy.get_mut(&worker) {
+            *b = b.saturating_sub(1);
+        }
+        if !healthy || st.dead.contains(&worker) {
+            drop(conn);
+            if st.busy.get(&worker) == Some(&0) && st.dead.remove(&worker) {
+                st.busy.remove(&worker);
+            }
+            if !healthy {
+                let _ = self.events.send(PoolEvent::WorkerBroken(worker));
+            }
+            return;
+        }
+        give_back(&mut st, conn);
+    }
+}
+
+/// Hands `conn` to the first live waiter, or parks it as idle.
+fn give_back(st: &mut State, mut conn: SlotConn) {
+    while let Some(waiter) = st.waiters.pop_front() {
+        if let Some(b) = st.busy.get_mut(&conn.worker) {
+            *b += 1;
+        }
+        match waiter.send(conn) {
+            Ok(()) => return,
+            Err(back) => {
+                // That request gave up waiting (its client left): try the next one.
+                conn = back;
+                if let Some(b) = st.busy.get_mut(&conn.worker) {
+                    *b -= 1;
+                }
+            }
+        }
+    }
+    st.idle.push(conn);
+}
+
+fn take_least_busy(st: &mut State) -> Option<SlotConn> {
+    let best = st
+        .idle
+        .iter()
+        .enumerate()
+        .min_by_key(|(_, c)| st.busy.get(&c.worker).copied().unwrap_or(0))
+        .map(|(i, _)| i)?;
+    let conn = st.idle.swap_remove(best);
+    *st.busy.entry(conn.worker).or_insert(0) += 1;
+    Some(conn)
+}
+
+/// A leased slot. Dropping it returns the slot to the pool (or discards it if marked broken).
+pub struct Lease {
+    pool: Arc<Pool>,
+    conn: Option<SlotConn>,
+    healthy: bool,
+}
+
+impl Lease {
+    fn new(pool: Arc<Pool>, conn: SlotConn) -> Lease {
+        Lease {
+            pool,
+            conn: Some(conn),
+            healthy: true,
+        }
+    }
+
+    pub fn conn(&mut self) -> &mut SlotConn {
+        // Only Drop takes the connection out.
+        self.conn
+            .as_mut()
+            .expect("lease holds its slot until dropped")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.conn.as_ref().map_or(0, |c| c.pid)
+    }
+
+    pub fn writer(&self) -> Option<crate::slot::SlotWriter> {
+        self.conn.as_ref().map(|c| c.writer())
+    }
+
+    /// The slot failed (worker died, protocol error): do not reuse it.
+    pub fn mark_broken(&mut self) {
+        self.healthy = false;
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.pool.release(conn, self.healthy);
+        }
+    }
+}

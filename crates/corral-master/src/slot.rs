@@ -1,0 +1,131 @@
+//! The master end of one worker slot's IPC socket, on tokio.
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use bytes::BytesMut;
+use corral_proto::{decode_to_master, ToMaster, MAX_PACKET};
+use corral_sys::{recv_packet, send_packet, RecvFlags};
+use tokio::io::unix::AsyncFd;
+
+/// Identifies one worker process for the master's whole life (pids can be reused).
+pub type WorkerId = u64;
+
+/// The sending half of a slot socket; cheap to clone (the request-body pump holds one).
+#[derive(Clone)]
+pub struct SlotWriter {
+    fd: Arc<AsyncFd<OwnedFd>>,
+}
+
+impl SlotWriter {
+    /// Sends one packet, waiting while the socket buffer is full.
+    pub async fn send(&self, packet: &[u8]) -> io::Result<()> {
+        loop {
+            let mut guard = self.fd.writable().await?;
+            match guard.try_io(|fd| send_packet(fd.get_ref().as_fd(), packet, &[])) {
+                Ok(r) => return r.map(drop),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+}
+
+/// One slot of a worker process: a socket plus the frames received but not yet consumed.
+pub struct SlotConn {
+    fd: Arc<AsyncFd<OwnedFd>>,
+    pub worker: WorkerId,
+    pub pid: u32,
+    inbox: VecDeque<ToMaster>,
+    /// Descriptors received with `File` frames, in arrival order.
+    fds: VecDeque<OwnedFd>,
+    recv_buf: Box<[u8]>,
+}
+
+impl SlotConn {
+    pub fn new(fd: OwnedFd, worker: WorkerId) -> io::Result<SlotConn> {
+        corral_sys::set_nonblocking(fd.as_fd())?;
+        Ok(SlotConn {
+            fd: Arc::new(register(fd)?),
+            worker,
+            pid: 0,
+            inbox: VecDeque::new(),
+            fds: VecDeque::new(),
+            recv_buf: vec![0u8; MAX_PACKET].into_boxed_slice(),
+        })
+    }
+
+    pub fn writer(&self) -> SlotWriter {
+        SlotWriter {
+            fd: self.fd.clone(),
+        }
+    }
+
+    pub async fn send(&self, packet: &[u8]) -> io::Result<()> {
+        self.writer().send(packet).await
+    }
+
+    /// The next frame from the worker; `Ok(None)` when the worker closed the socket (it died).
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<ToMaster>>> {
+        loop {
+            if let Some(m) = self.inbox.pop_front() {
+                return Poll::Ready(Ok(Some(m)));
+            }
+            let mut guard = ready!(self.fd.poll_read_ready(cx))?;
+            let mut fds = Vec::new();
+            let buf = &mut self.recv_buf;
+            let got = guard
+                .try_io(|fd| recv_packet(fd.get_ref().as_fd(), buf, &mut fds, RecvFlags::DontWait));
+            let n = match got {
+                Ok(r) => r?,
+                Err(_would_block) => continue,
+            };
+            self.fds.extend(fds);
+            if n == 0 {
+                return Poll::Ready(Ok(None));
+            }
+            let mut packet = BytesMut::from(&self.recv_buf[..n]);
+            while let Some(m) = decode_to_master(&mut packet).map_err(invalid)? {
+                self.inbox.push_back(m);
+            }
+            if !packet.is_empty() {
+                return Poll::Ready(Err(invalid("packet ends inside a frame")));
+            }
+        }
+    }
+
+    pub async fn next(&mut self) -> io::Result<Option<ToMaster>> {
+        std::future::poll_fn(|cx| self.poll_next(cx)).await
+    }
+
+    /// Frames already received, without waiting (for the whole-response fast path).
+    pub fn buffered(&self) -> &VecDeque<ToMaster> {
+        &self.inbox
+    }
+
+    pub fn take_buffered(&mut self) -> Option<ToMaster> {
+        self.inbox.pop_front()
+    }
+
+    /// The descriptor that came with the `File` frame just read.
+    pub fn take_fd(&mut self) -> Option<OwnedFd> {
+        self.fds.pop_front()
+    }
+}
+
+fn invalid<E: std::fmt::Display>(e: E) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("IPC protocol error from worker: {e}"),
+    )
+}
+
+/// Registers a socket with tokio. `AsyncFd::new` is deprecated because a `T` that does not own
+/// its descriptor could close it behind tokio's back; an `OwnedFd` owns it for the whole life of
+/// the `AsyncFd`, which is exactly the condition `AsyncFd::register` asks of its callers.
+#[allow(deprecated)]
+pub(crate) fn register(fd: OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
+    AsyncFd::new(fd)
+}

@@ -1,0 +1,196 @@
+use super::*;
+
+fn sample_head() -> RequestHead {
+    RequestHead {
+        method: Bytes::from_static(b"POST"),
+        target: Bytes::from_static(b"/a%20b?x=1"),
+        version: 11,
+        headers: vec![
+            (
+                Bytes::from_static(b"host"),
+                Bytes::from_static(b"example.org"),
+            ),
+            (Bytes::from_static(b"x-dup"), Bytes::from_static(b"1")),
+            (Bytes::from_static(b"x-dup"), Bytes::from_static(b"2")),
+        ],
+        peer_ip: Bytes::from_static(b"127.0.0.1"),
+        peer_port: 5555,
+        local_ip: Bytes::from_static(b"127.0.0.1"),
+        local_port: 8000,
+        scheme: Bytes::from_static(b"http"),
+        script_name: Bytes::new(),
+        content_length: Some(42),
+    }
+}
+
+fn all_to_worker() -> Vec<ToWorker> {
+    vec![
+        ToWorker::Request {
+            id: 7,
+            head: Box::new(sample_head()),
+        },
+        ToWorker::Body {
+            id: 7,
+            chunk: Bytes::from_static(b"hello"),
+        },
+        ToWorker::BodyEnd {
+            id: 7,
+            complete: true,
+        },
+        ToWorker::BodyEnd {
+            id: 8,
+            complete: false,
+        },
+        ToWorker::Abort { id: 9 },
+    ]
+}
+
+fn all_to_master() -> Vec<ToMaster> {
+    vec![
+        ToMaster::Ready {
+            pid: 12,
+            version: 1,
+        },
+        ToMaster::LoadFailed {
+            message: "ImportError: no module named x".into(),
+        },
+        ToMaster::ResponseHead {
+            id: 3,
+            head: Box::new(ResponseHead {
+                status: 200,
+                reason: Bytes::from_static(b"OK"),
+                headers: vec![(
+                    Bytes::from_static(b"Content-Type"),
+                    Bytes::from_static(b"t/p"),
+                )],
+            }),
+        },
+        ToMaster::Chunk {
+            id: 3,
+            data: Bytes::from_static(b"body"),
+        },
+        ToMaster::File {
+            id: 3,
+            offset: 10,
+            len: 1 << 40,
+        },
+        ToMaster::End { id: 3 },
+        ToMaster::Failed {
+            id: 3,
+            kind: FailKind::AppError,
+        },
+        ToMaster::Failed {
+            id: 3,
+            kind: FailKind::Truncated,
+        },
+    ]
+}
+
+fn round_trip<M: Encode + Decode + PartialEq + std::fmt::Debug>(msgs: Vec<M>) {
+    for m in msgs {
+        let mut b = BytesMut::new();
+        encode(&m, &mut b);
+        assert_eq!(decode::<M>(&mut b).unwrap(), Some(m));
+        assert!(b.is_empty());
+    }
+}
+
+#[test]
+fn every_message_round_trips() {
+    round_trip(all_to_worker());
+    round_trip(all_to_master());
+    round_trip(vec![
+        ToZygote::Spawn {
+            worker: 4,
+            slots: 8,
+        },
+        ToZygote::Shutdown,
+    ]);
+    round_trip(vec![
+        FromZygote::Ready { pid: 1, version: 1 },
+        FromZygote::LoadFailed {
+            message: "x".into(),
+        },
+        FromZygote::Spawned { worker: 2, pid: 3 },
+        FromZygote::SpawnFailed {
+            worker: 2,
+            message: "EAGAIN".into(),
+        },
+        FromZygote::Exited {
+            pid: 3,
+            status: ExitStatus::Code(0),
+        },
+        FromZygote::Exited {
+            pid: 3,
+            status: ExitStatus::Signal(9),
+        },
+    ]);
+}
+
+#[test]
+fn partial_frames_are_incomplete_byte_by_byte() {
+    let mut whole = BytesMut::new();
+    for m in all_to_worker() {
+        encode(&m, &mut whole);
+    }
+    let mut fed = BytesMut::new();
+    let mut got = Vec::new();
+    for byte in whole.iter() {
+        fed.extend_from_slice(&[*byte]);
+        while let Some(m) = decode_to_worker(&mut fed).unwrap() {
+            got.push(m);
+        }
+    }
+    assert_eq!(got, all_to_worker());
+    assert!(fed.is_empty());
+}
+
+#[test]
+fn several_frames_in_one_packet() {
+    let mut b = BytesMut::new();
+    for m in all_to_master() {
+        encode(&m, &mut b);
+    }
+    let mut got = Vec::new();
+    while let Some(m) = decode_to_master(&mut b).unwrap() {
+        got.push(m);
+    }
+    assert_eq!(got, all_to_master());
+}
+
+#[test]
+fn oversized_frame_is_refused() {
+    let mut b = BytesMut::from(&((MAX_FRAME as u32) + 1).to_le_bytes()[..]);
+    assert_eq!(
+        decode_to_worker(&mut b),
+        Err(DecodeError::TooLarge(MAX_FRAME + 1))
+    );
+}
+
+#[test]
+fn garbage_is_malformed_not_a_panic() {
+    let cases: Vec<Vec<u8>> = vec![
+        vec![0, 0, 0, 0],                                           // empty frame
+        vec![1, 0, 0, 0, 99],                                       // unknown tag
+        vec![3, 0, 0, 0, 2, 1, 2],                                  // Body with a truncated id
+        vec![13, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 255, 0, 0, 0], // Body longer than its frame
+        vec![2, 0, 0, 0, 4, 0],                                     // Abort, frame ends early
+        vec![10, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 7],            // Abort with a trailing byte
+    ];
+    for c in cases {
+        let mut b = BytesMut::from(&c[..]);
+        assert!(decode_to_worker(&mut b).is_err(), "accepted {c:?}");
+    }
+}
+
+#[test]
+fn header_count_larger_than_frame_is_refused_without_allocating() {
+    let mut b = BytesMut::new();
+    frame(&mut b, 3, |o| {
+        o.put_u64_le(1);
+        o.put_u16_le(200);
+        put_bytes(o, b"OK");
+        o.put_u32_le(u32::MAX);
+    });
+    assert!(decode_to_master(&mut b).is_err());
+}

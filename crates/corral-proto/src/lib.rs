@@ -1,0 +1,49 @@
+//! The binary IPC protocol spoken between corral's processes.
+//!
+//! This crate owns the *messages* (what crosses a process boundary) and a *pure codec* (bytes in,
+//! messages out). It must not do I/O, know about sockets, Python or HTTP types: every other crate
+//! wraps it in its own transport, so the codec can be tested byte by byte.
+//!
+//! # Transport
+//! Every channel is a Unix `SOCK_SEQPACKET` socket. One *packet* carries one or more *frames*;
+//! a sender may batch several frames (a response head, its body and its end) into one packet so
+//! that a small response costs one system call. A packet never exceeds [`MAX_PACKET`] bytes, so a
+//! receiver reading with a buffer of that size never truncates one. File descriptors travel as
+//! `SCM_RIGHTS` ancillary data of the packet whose frame announces them ([`ToMaster::File`],
+//! [`ToZygote::Spawn`]).
+//!
+//! # Frame layout
+//! `u32 length (little endian, counts what follows) | u8 tag | payload`. Integers are little
+//! endian; byte strings are `u32 length | bytes`. [`codec::decode`] returns `Ok(None)` when a
+//! frame is incomplete, which is a normal result, not an error (mini-redis' "check, then parse").
+//!
+//! # Conversations
+//! ```text
+//! master ⇄ worker slot:   ← Ready{pid, version}
+//!                         → Request{id, head}  → Body{id, chunk}*  → BodyEnd{id}
+//!                         ← ResponseHead{id,..} ← Chunk{id,..}* | File{id,..}  ← End{id} | Failed{id,..}
+//!                         → Abort{id}   (client went away: stop iterating, call close())
+//! master ⇄ zygote:        ← ZygoteReady{pid} | LoadFailed{message}
+//!                         → Spawn{worker, slots} + fds  ← Spawned{worker, pid} | SpawnFailed{..}
+//!                         ← Exited{pid, status}         → Shutdown
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod codec;
+pub mod head;
+pub mod msg;
+
+pub use codec::{decode, decode_from_zygote, decode_to_master, decode_to_worker, decode_to_zygote};
+pub use codec::{encode, Decode, DecodeError, Encode};
+pub use head::{RequestHead, ResponseHead};
+pub use msg::{ExitStatus, FailKind, FromZygote, ToMaster, ToWorker, ToZygote};
+
+/// Bumped whenever a message changes shape; a worker built from another binary is refused.
+pub const WIRE_VERSION: u32 = 1;
+
+/// The largest packet any side sends. Fits the default `SO_SNDBUF` of a Unix socket
+/// (`net.core.wmem_default`, 208 KiB) with room for the kernel's per-packet overhead.
+pub const MAX_PACKET: usize = 64 * 1024;
+
+/// The largest body chunk that fits one packet next to its frame header.
+pub const MAX_CHUNK: usize = MAX_PACKET - 64;

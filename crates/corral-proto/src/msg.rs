@@ -1,0 +1,116 @@
+//! The messages, one enum per direction (named by where they go).
+
+use bytes::Bytes;
+
+use crate::head::{RequestHead, ResponseHead};
+
+/// Master → worker slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToWorker {
+    /// A new request; its body follows as `Body` frames and always ends with `BodyEnd`.
+    Request {
+        id: u64,
+        head: Box<RequestHead>,
+    },
+    Body {
+        id: u64,
+        chunk: Bytes,
+    },
+    /// No more body. `complete` is false when the client's body was cut short (the app sees
+    /// an `IOError` from `wsgi.input` instead of a silently truncated body).
+    BodyEnd {
+        id: u64,
+        complete: bool,
+    },
+    /// The client is gone: stop producing, call the iterable's `close()`, answer with `End`.
+    Abort {
+        id: u64,
+    },
+}
+
+/// Why a request failed inside the worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailKind {
+    /// The app raised before any header was sent: the master answers 500.
+    AppError = 1,
+    /// The app raised, or produced a body shorter than its Content-Length, after the head was
+    /// sent: the master cuts the connection so the client cannot mistake it for a whole body.
+    Truncated = 2,
+}
+
+/// Worker slot → master.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToMaster {
+    /// First frame on every slot: the worker is ready for requests.
+    Ready {
+        pid: u32,
+        version: u32,
+    },
+    /// The app could not be imported in the worker (`--no-preload`): the message explains it.
+    LoadFailed {
+        message: String,
+    },
+    ResponseHead {
+        id: u64,
+        head: Box<ResponseHead>,
+    },
+    Chunk {
+        id: u64,
+        data: Bytes,
+    },
+    /// `wsgi.file_wrapper`: the packet carries a file descriptor; send `len` bytes from `offset`.
+    File {
+        id: u64,
+        offset: u64,
+        len: u64,
+    },
+    End {
+        id: u64,
+    },
+    Failed {
+        id: u64,
+        kind: FailKind,
+    },
+}
+
+/// Master → zygote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToZygote {
+    /// Fork one worker process; the packet carries one socket per slot (thread).
+    Spawn { worker: u64, slots: u32 },
+    /// Kill every worker and exit.
+    Shutdown,
+}
+
+/// How a process ended, as `waitpid` reported it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    Code(i32),
+    Signal(i32),
+}
+
+/// Zygote → master.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FromZygote {
+    /// Python is initialised and the app is imported (when preloading): spawn requests welcome.
+    Ready {
+        pid: u32,
+        version: u32,
+    },
+    /// The app failed to import; the traceback went to stderr, this is the one-line summary.
+    LoadFailed {
+        message: String,
+    },
+    Spawned {
+        worker: u64,
+        pid: u32,
+    },
+    SpawnFailed {
+        worker: u64,
+        message: String,
+    },
+    Exited {
+        pid: u32,
+        status: ExitStatus,
+    },
+}

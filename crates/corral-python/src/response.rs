@@ -1,0 +1,294 @@
+//! `start_response`, the `write()` callable, and the rules a response must follow
+//! (status syntax, header syntax, no hop-by-hop headers, Content-Length honoured).
+
+use bytes::Bytes;
+use corral_proto::ResponseHead;
+use pyo3::exceptions::{PyAssertionError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyString, PyTuple};
+
+use crate::SharedTransport;
+
+/// Headers that describe one connection, not the resource; the server owns them (PEP 3333).
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailers",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// The state of one response, behind `start_response` and `write`.
+#[pyclass(module = "corral", name = "StartResponse")]
+pub struct StartResponse {
+    pub(crate) id: u64,
+    pub(crate) io: SharedTransport,
+    head: Option<ResponseHead>,
+    pub(crate) head_sent: bool,
+    /// The Content-Length the app declared, if any: the body is cut or flagged to match it.
+    pub(crate) declared_len: Option<u64>,
+    pub(crate) sent: u64,
+    overflow_logged: bool,
+}
+
+impl StartResponse {
+    pub fn new(id: u64, io: SharedTransport) -> StartResponse {
+        StartResponse {
+            id,
+            io,
+            head: None,
+            head_sent: false,
+            declared_len: None,
+            sent: 0,
+            overflow_logged: false,
+        }
+    }
+
+    pub(crate) fn started(&self) -> bool {
+        self.head.is_some()
+    }
+
+    /// Queues the head if it has not gone out yet. Fails if start_response was never called.
+    pub(crate) fn ensure_head(&mut self) -> PyResult<()> {
+        if self.head_sent {
+            return Ok(());
+        }
+        let head = self.head.clone().ok_or_else(|| {
+            PyAssertionError::new_err("the app produced a body before calling start_response()")
+        })?;
+        self.io
+            .lock()
+            .map_err(poisoned)?
+            .send_head(head)
+            .map_err(io_err)?;
+        self.head_sent = true;
+        Ok(())
+    }
+
+    /// Queues body bytes (after the head), trimmed to the declared Content-Length.
+    pub(crate) fn send_body(&mut self, py: Python<'_>, data: &[u8], flush: bool) -> PyResult<()> {
+        self.ensure_head()?;
+        let data = self.trim_to_declared(data);
+        self.sent += data.len() as u64;
+        let io = self.io.clone();
+        py.detach(|| {
+            let mut io = io
+                .lock()
+                .map_err(|_| std::io::Error::other("transport poisoned"))?;
+            if !data.is_empty() {
+                io.send_data(data)?;
+            }
+            if flush {
+                io.flush()?;
+            }
+            Ok(())
+        })
+        .map_err(io_err)
+    }
+
+    fn trim_to_declared<'a>(&mut self, data: &'a [u8]) -> &'a [u8] {
+        let Some(limit) = self.declared_len else {
+            return data;
+        };
+        let room = limit.saturating_sub(self.sent) as usize;
+        if data.len() <= room {
+            return data;
+        }
+        if !self.overflow_logged {
+            tracing::warn!(
+                req = self.id,
+                "the app sent more than its Content-Length of {limit} bytes; the excess was dropped"
+            );
+            self.overflow_logged = true;
+        }
+        &data[..room]
+    }
+
+    /// True when the app declared a Content-Length and sent fewer bytes.
+    pub(crate) fn short_of_declared(&self) -> Option<(u64, u64)> {
+        match self.declared_len {
+            Some(n) if self.sent < n => Some((self.sent, n)),
+            _ => None,
+        }
+    }
+
+    fn set_head(&mut self, status: &str, headers: &Bound<'_, PyAny>) -> PyResult<()> {
+        let (code, reason) = parse_status(status)?;
+        let mut out = Vec::new();
+        let mut declared = None;
+        for item in headers.try_iter()? {
+            let item = item?;
+            let pair = item.cast::<PyTuple>().map_err(|_| {
+                PyValueError::new_err("each response header must be a (name, value) tuple")
+            })?;
+            if pair.len() != 2 {
+                return Err(PyValueError::new_err(
+                    "each response header must be a (name, value) tuple",
+                ));
+            }
+            let name = header_text(&pair.get_item(0)?, "name")?;
+            let value = header_text(&pair.get_item(1)?, "value")?;
+            check_header(&name, &value)?;
+            if name.eq_ignore_ascii_case("content-length") {
+                declared = Some(value.trim().parse::<u64>().map_err(|_| {
+                    PyValueError::new_err(format!("invalid Content-Length header {value:?}"))
+                })?);
+            }
+            out.push((
+                Bytes::from(latin1_bytes(&name)),
+                Bytes::from(latin1_bytes(&value)),
+            ));
+        }
+        self.declared_len = declared;
+        self.head = Some(ResponseHead {
+            status: code,
+            reason: Bytes::from(reason),
+            headers: out,
+        });
+        Ok(())
+    }
+}
+
+#[pymethods]
+impl StartResponse {
+    #[pyo3(signature = (status, headers, exc_info = None))]
+    fn __call__(
+        slf: Bound<'_, Self>,
+        status: &Bound<'_, PyAny>,
+        headers: &Bound<'_, PyAny>,
+        exc_info: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<WriteFn> {
+        let py = slf.py();
+        let exc_info = exc_info.filter(|e| !e.is_none());
+        {
+            let mut this = slf.borrow_mut();
+            match exc_info {
+                Some(info) if this.head_sent => {
+                    // Too late to change the response: re-raise so the app's error propagates.
+                    let value = info.get_item(1)?;
+                    return Err(PyErr::from_value(value));
+                }
+                None if this.started() => {
+                    return Err(PyAssertionError::new_err(
+                        "start_response() was called twice without exc_info",
+                    ));
+                }
+                _ => {}
+            }
+            let status = status.cast::<PyString>().map_err(|_| {
+                PyValueError::new_err("the status passed to start_response() must be a str")
+            })?;
+            this.set_head(status.to_str()?, headers)?;
+        }
+        Ok(WriteFn {
+            response: slf.unbind().clone_ref(py),
+        })
+    }
+}
+
+/// The `write(data)` callable that `start_response` returns (for pre-WSGI apps).
+#[pyclass(module = "corral", name = "write")]
+pub struct WriteFn {
+    response: Py<StartResponse>,
+}
+
+#[pymethods]
+impl WriteFn {
+    fn __call__(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let bytes = data
+            .cast::<pyo3::types::PyBytes>()
+            .map_err(|_| pyo3::exceptions::PyTypeError::new_err("write() takes bytes"))?;
+        // PEP 3333: write() must send the data before it returns.
+        self.response
+            .borrow_mut(py)
+            .send_body(py, bytes.as_bytes(), true)
+    }
+}
+
+fn parse_status(status: &str) -> PyResult<(u16, Vec<u8>)> {
+    let bytes = status.as_bytes();
+    let valid = bytes.len() >= 4
+        && bytes[..3].iter().all(u8::is_ascii_digit)
+        && bytes[3] == b' '
+        && !status.contains(['\r', '\n']);
+    if !valid {
+        return Err(PyValueError::new_err(format!(
+            "invalid status {status:?}: expected \"NNN Reason\", e.g. \"200 OK\""
+        )));
+    }
+    let code: u16 = status[..3].parse().unwrap_or(500);
+    if code < 100 {
+        return Err(PyValueError::new_err(format!(
+            "invalid status code in {status:?}"
+        )));
+    }
+    Ok((code, latin1_bytes(status[4..].trim())))
+}
+
+fn header_text(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<String> {
+    let s = obj.cast::<PyString>().map_err(|_| {
+        PyValueError::new_err(format!(
+            "response header {what}s must be str, not {}",
+            type_name(obj)
+        ))
+    })?;
+    Ok(s.to_str()?.to_owned())
+}
+
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_default()
+}
+
+fn check_header(name: &str, value: &str) -> PyResult<()> {
+    let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if name.is_empty() || !name.chars().all(token) {
+        return Err(PyValueError::new_err(format!(
+            "invalid response header name {name:?}"
+        )));
+    }
+    if HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) {
+        return Err(PyValueError::new_err(format!(
+            "hop-by-hop header {name:?} is not allowed in a WSGI response (PEP 3333); the server \
+             manages the connection"
+        )));
+    }
+    if value
+        .chars()
+        .any(|c| c == '\r' || c == '\n' || c == '\0' || c as u32 > 255)
+    {
+        return Err(PyValueError::new_err(format!(
+            "response header {name:?} has a value with a line break or a character outside latin-1"
+        )));
+    }
+    Ok(())
+}
+
+fn latin1_bytes(s: &str) -> Vec<u8> {
+    s.chars().map(|c| c as u32 as u8).collect()
+}
+
+pub(crate) fn io_err(e: std::io::Error) -> PyErr {
+    pyo3::exceptions::PyOSError::new_err(format!("connection to the master failed: {e}"))
+}
+
+pub(crate) fn poisoned<T>(_: T) -> PyErr {
+    pyo3::exceptions::PyRuntimeError::new_err("the request transport is unusable after a panic")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_lines() {
+        assert_eq!(parse_status("200 OK").unwrap(), (200, b"OK".to_vec()));
+        assert_eq!(parse_status("404 Not Found").unwrap().0, 404);
+        assert_eq!(parse_status("599 ").unwrap().0, 599);
+    }
+}

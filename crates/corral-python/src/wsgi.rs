@@ -1,0 +1,196 @@
+//! One WSGI call, from environ to the last byte, with PEP 3333's guarantees: the iterable's
+//! `close()` is always called, exceptions become a 500 (before the head) or a cut connection
+//! (after it), and nothing the app does can leave the slot in a bad state.
+
+use corral_proto::RequestHead;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+use pyo3::{intern, PyTypeInfo};
+
+use crate::environ::{self, ProcessFacts};
+use crate::errors::{log_exception, ErrorStream};
+use crate::file_wrapper::{self, FileWrapper};
+use crate::input::InputStream;
+use crate::response::{io_err, StartResponse};
+use crate::{Outcome, SharedTransport};
+
+/// What a slot thread keeps between requests: the environ template of its interpreter.
+pub struct SlotPython {
+    template: Py<PyDict>,
+}
+
+impl SlotPython {
+    pub fn new(py: Python<'_>, facts: ProcessFacts) -> PyResult<SlotPython> {
+        let wrapper_type = FileWrapper::type_object(py);
+        let template = environ::template(py, facts, wrapper_type.as_any())?;
+        Ok(SlotPython {
+            template: template.unbind(),
+        })
+    }
+}
+
+/// Runs the app for one request; the worker sends `End` or `Failed` according to the outcome.
+pub fn handle(
+    py: Python<'_>,
+    app: &Py<PyAny>,
+    slot: &SlotPython,
+    id: u64,
+    head: &RequestHead,
+    io: SharedTransport,
+) -> Outcome {
+    let responder = match Py::new(py, StartResponse::new(id, io.clone())) {
+        Ok(r) => r,
+        Err(e) => {
+            log_exception(py, id, "cannot create start_response", &e);
+            return Outcome::FailedBeforeHead;
+        }
+    };
+    let result = build_environ(py, slot, id, head, io)
+        .and_then(|env| app.bind(py).call1((env, responder.bind(py))));
+    let outcome = match result {
+        Ok(iterable) => {
+            let outcome = consume(py, id, &iterable, &responder);
+            let closed = close(py, id, &iterable);
+            if outcome == Outcome::Complete && closed.is_err() {
+                failure(py, &responder)
+            } else {
+                outcome
+            }
+        }
+        Err(e) => {
+            log_exception(py, id, "the application raised an exception", &e);
+            failure(py, &responder)
+        }
+    };
+    if outcome == Outcome::Complete {
+        if let Some((sent, declared)) = responder.borrow(py).short_of_declared() {
+            tracing::error!(
+                req = id,
+                "the app sent {sent} bytes of its declared Content-Length {declared}; \
+                 closing the connection"
+            );
+            return Outcome::Truncated;
+        }
+    }
+    outcome
+}
+
+fn build_environ<'py>(
+    py: Python<'py>,
+    slot: &SlotPython,
+    id: u64,
+    head: &RequestHead,
+    io: SharedTransport,
+) -> PyResult<Bound<'py, PyDict>> {
+    let env = environ::build(py, slot.template.bind(py), head)?;
+    env.set_item(
+        intern!(py, "wsgi.input"),
+        Py::new(py, InputStream::new(io))?,
+    )?;
+    env.set_item(
+        intern!(py, "wsgi.errors"),
+        Py::new(py, ErrorStream::new(id))?,
+    )?;
+    env.set_item(intern!(py, "corral.request_id"), id)?;
+    Ok(env)
+}
+
+fn failure(py: Python<'_>, responder: &Py<StartResponse>) -> Outcome {
+    if responder.borrow(py).head_sent {
+        Outcome::Truncated
+    } else {
+        Outcome::FailedBeforeHead
+    }
+}
+
+/// Sends the body the iterable produces. Lists and tuples are sent in one go; other iterables
+/// (generators) are flushed piece by piece so that streaming really streams.
+fn consume(
+    py: Python<'_>,
+    id: u64,
+    iterable: &Bound<'_, PyAny>,
+    responder: &Py<StartResponse>,
+) -> Outcome {
+    let run = || -> PyResult<Outcome> {
+        if let Ok(wrapper) = iterable.cast::<FileWrapper>() {
+            if let Some(outcome) = send_file(py, &wrapper.borrow(), responder)? {
+                return Ok(outcome);
+            }
+        }
+        let stream = !(iterable.is_instance_of::<PyList>() || iterable.is_instance_of::<PyTuple>());
+        for item in iterable.try_iter()? {
+            let item = item?;
+            let bytes = item.cast::<PyBytes>().map_err(|_| {
+                pyo3::exceptions::PyTypeError::new_err(format!(
+                    "the app's iterable yielded {}, but WSGI bodies are bytes",
+                    item.get_type()
+                        .name()
+                        .map(|n| n.to_string())
+                        .unwrap_or_default()
+                ))
+            })?;
+            if bytes.as_bytes().is_empty() {
+                continue;
+            }
+            let mut r = responder.borrow_mut(py);
+            r.send_body(py, bytes.as_bytes(), stream)?;
+            if stream && client_gone(&r) {
+                return Ok(Outcome::ClientGone);
+            }
+        }
+        responder.borrow_mut(py).ensure_head()?;
+        Ok(Outcome::Complete)
+    };
+    run().unwrap_or_else(|e| {
+        log_exception(py, id, "the application raised an exception", &e);
+        failure(py, responder)
+    })
+}
+
+fn client_gone(r: &StartResponse) -> bool {
+    r.io.lock().map(|mut io| io.client_gone()).unwrap_or(true)
+}
+
+/// The fast path of `wsgi.file_wrapper` over a regular file: hand the descriptor over.
+fn send_file(
+    py: Python<'_>,
+    wrapper: &FileWrapper,
+    responder: &Py<StartResponse>,
+) -> PyResult<Option<Outcome>> {
+    let Some((fd, offset, available)) = file_wrapper::regular_file(py, wrapper) else {
+        return Ok(None);
+    };
+    let mut r = responder.borrow_mut(py);
+    let len = match r.declared_len {
+        Some(declared) => declared.min(available),
+        None => available,
+    };
+    r.ensure_head()?;
+    r.sent += len;
+    let io = r.io.clone();
+    py.detach(move || {
+        // SAFETY: `fd` belongs to the file object the wrapper holds; that object stays alive
+        // (and open) until close() runs after this call returns, so the descriptor is valid
+        // for the whole borrow.
+        let file = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let mut io = io
+            .lock()
+            .map_err(|_| std::io::Error::other("transport poisoned"))?;
+        io.send_file(file, offset, len)
+    })
+    .map_err(io_err)?;
+    Ok(Some(Outcome::Complete))
+}
+
+/// Calls the iterable's `close()` if it has one (PEP 3333 requires it in every case).
+fn close(py: Python<'_>, id: u64, iterable: &Bound<'_, PyAny>) -> PyResult<()> {
+    if !iterable.hasattr(intern!(py, "close")).unwrap_or(false) {
+        return Ok(());
+    }
+    iterable
+        .call_method0(intern!(py, "close"))
+        .map(drop)
+        .inspect_err(|e| {
+            log_exception(py, id, "the iterable's close() raised an exception", e);
+        })
+}

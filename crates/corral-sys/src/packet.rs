@@ -1,0 +1,222 @@
+//! `SOCK_SEQPACKET` socket pairs and packets that may carry file descriptors.
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+/// The most descriptors one packet may carry (one per slot of a worker process).
+pub const MAX_FDS_PER_PACKET: usize = 256;
+
+fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+fn cvt_size(r: libc::ssize_t) -> io::Result<usize> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r as usize)
+    }
+}
+
+/// A connected pair of close-on-exec `SOCK_SEQPACKET` Unix sockets.
+pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: `fds` is a valid, writable array of two ints, as socketpair(2) requires.
+    cvt(unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    })?;
+    // SAFETY: socketpair succeeded, so both descriptors are open and owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Puts `fd` in non-blocking mode (for tokio's `AsyncFd`).
+pub fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: fcntl on a descriptor we borrow, with integer arguments only.
+    let flags = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) })?;
+    // SAFETY: as above.
+    cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) })?;
+    Ok(())
+}
+
+/// Sends one packet, with `fds` attached as `SCM_RIGHTS` when not empty. Never raises SIGPIPE:
+/// a vanished peer is `EPIPE`.
+pub fn send_packet(sock: BorrowedFd<'_>, data: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<usize> {
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    let fd_bytes = std::mem::size_of_val(fds) as u32;
+    let space = if fds.is_empty() {
+        0
+    } else {
+        // SAFETY: CMSG_SPACE only computes a size.
+        (unsafe { libc::CMSG_SPACE(fd_bytes) }) as usize
+    };
+    let mut control = vec![0u8; space];
+    // SAFETY: an all-zero msghdr is a valid empty header.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    if !fds.is_empty() {
+        msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
+        msg.msg_controllen = space as _;
+        // SAFETY: msg_control points at `space` bytes, enough for one header holding `fds`
+        // (CMSG_SPACE), so CMSG_FIRSTHDR is non-null and CMSG_DATA has room for every fd.
+        unsafe {
+            let cmsg = libc::CMSG_FIRSTHDR(&msg);
+            (*cmsg).cmsg_level = libc::SOL_SOCKET;
+            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(fd_bytes) as _;
+            let data_ptr = libc::CMSG_DATA(cmsg) as *mut RawFd;
+            for (i, fd) in fds.iter().enumerate() {
+                data_ptr.add(i).write_unaligned(fd.as_raw_fd());
+            }
+        }
+    }
+    // SAFETY: msg points at live buffers (iov → data, control) for the duration of the call.
+    cvt_size(unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) })
+}
+
+/// How `recv_packet` waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecvFlags {
+    /// Block until a packet arrives (blocking sockets).
+    Wait,
+    /// Return `WouldBlock` at once when nothing is queued.
+    DontWait,
+}
+
+/// Receives one packet into `buf`, pushing any descriptors that came with it onto `fds`
+/// (close-on-exec). Returns 0 at end of stream. A packet longer than `buf` is an error: senders
+/// respect `corral_proto::MAX_PACKET`.
+pub fn recv_packet(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+    fds: &mut Vec<OwnedFd>,
+    how: RecvFlags,
+) -> io::Result<usize> {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr() as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    // SAFETY: CMSG_SPACE only computes a size.
+    let space =
+        unsafe { libc::CMSG_SPACE((MAX_FDS_PER_PACKET * std::mem::size_of::<RawFd>()) as u32) }
+            as usize;
+    let mut control = vec![0u8; space];
+    // SAFETY: an all-zero msghdr is a valid empty header.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
+    msg.msg_controllen = space as _;
+    let mut flags = libc::MSG_CMSG_CLOEXEC;
+    if how == RecvFlags::DontWait {
+        flags |= libc::MSG_DONTWAIT;
+    }
+    // SAFETY: msg points at live, writable buffers of the sizes it states.
+    let n = cvt_size(unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, flags) })?;
+    take_fds(&msg, fds);
+    if msg.msg_flags & libc::MSG_TRUNC != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "IPC packet larger than buffer",
+        ));
+    }
+    Ok(n)
+}
+
+/// Moves the descriptors of every `SCM_RIGHTS` header of a received message into `fds`.
+fn take_fds(msg: &libc::msghdr, fds: &mut Vec<OwnedFd>) {
+    // SAFETY: `msg` was filled by a successful recvmsg; the CMSG_* macros walk the control
+    // buffer it describes and stay within msg_controllen.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(cmsg) as *const RawFd;
+                let header = libc::CMSG_LEN(0) as usize;
+                let count = ((*cmsg).cmsg_len as usize - header) / std::mem::size_of::<RawFd>();
+                for i in 0..count {
+                    // The kernel installed these descriptors for us: we own them now.
+                    fds.push(OwnedFd::from_raw_fd(data.add(i).read_unaligned()));
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(msg, cmsg);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Seek, Write};
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn packets_keep_boundaries_and_carry_fds() {
+        let (a, b) = seqpacket_pair().unwrap();
+        let mut file = std::fs::File::from(tempfile_fd());
+        file.write_all(b"passed along").unwrap();
+        send_packet(a.as_fd(), b"one", &[]).unwrap();
+        send_packet(a.as_fd(), b"two", &[file.as_fd()]).unwrap();
+        let mut buf = [0u8; 64];
+        let mut fds = Vec::new();
+        let n = recv_packet(b.as_fd(), &mut buf, &mut fds, RecvFlags::Wait).unwrap();
+        assert_eq!((&buf[..n], fds.len()), (&b"one"[..], 0));
+        let n = recv_packet(b.as_fd(), &mut buf, &mut fds, RecvFlags::Wait).unwrap();
+        assert_eq!((&buf[..n], fds.len()), (&b"two"[..], 1));
+        let mut got = std::fs::File::from(fds.pop().unwrap());
+        got.rewind().unwrap();
+        let mut s = String::new();
+        got.read_to_string(&mut s).unwrap();
+        assert_eq!(s, "passed along");
+    }
+
+    #[test]
+    fn end_of_stream_and_would_block() {
+        let (a, b) = seqpacket_pair().unwrap();
+        let mut buf = [0u8; 8];
+        let err = recv_packet(b.as_fd(), &mut buf, &mut Vec::new(), RecvFlags::DontWait);
+        assert_eq!(err.unwrap_err().kind(), io::ErrorKind::WouldBlock);
+        drop(a);
+        assert_eq!(
+            recv_packet(b.as_fd(), &mut buf, &mut Vec::new(), RecvFlags::Wait).unwrap(),
+            0
+        );
+        let (c, d) = seqpacket_pair().unwrap();
+        drop(d);
+        let e = send_packet(c.as_fd(), b"x", &[]).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EPIPE));
+    }
+
+    #[test]
+    fn oversized_packet_is_an_error_not_a_silent_truncation() {
+        let (a, b) = seqpacket_pair().unwrap();
+        send_packet(a.as_fd(), &[7u8; 100], &[]).unwrap();
+        let mut small = [0u8; 10];
+        assert!(recv_packet(b.as_fd(), &mut small, &mut Vec::new(), RecvFlags::Wait).is_err());
+    }
+
+    fn tempfile_fd() -> OwnedFd {
+        let path = std::env::temp_dir().join(format!("corral-sys-test-{}", std::process::id()));
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        std::fs::remove_file(&path).unwrap();
+        f.into()
+    }
+}

@@ -1,0 +1,268 @@
+//! The blocking worker end of one slot's IPC socket.
+//!
+//! Outgoing frames are gathered in a buffer and sent as one packet (a small response — head,
+//! body and end — costs one `sendmsg`). Incoming packets are decoded into a queue, so a check
+//! for `Abort` between two body pieces never loses a frame.
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use bytes::{Bytes, BytesMut};
+use corral_proto::{
+    decode_to_worker, encode, Encode, FailKind, RequestHead, ResponseHead, ToMaster, ToWorker,
+    MAX_CHUNK, MAX_PACKET, WIRE_VERSION,
+};
+use corral_python::{Outcome, Transport};
+use corral_sys::{recv_packet, send_packet, RecvFlags};
+
+/// What the slot thread should do next.
+pub(crate) enum Next {
+    Request {
+        id: u64,
+        head: Box<RequestHead>,
+    },
+    /// The master closed the slot (or broke the protocol): the worker exits.
+    Closed,
+}
+
+pub struct SlotChannel {
+    sock: OwnedFd,
+    /// Decoded frames not yet consumed.
+    inbox: VecDeque<ToWorker>,
+    recv_buf: Vec<u8>,
+    /// Frames waiting to be sent as one packet.
+    outbox: BytesMut,
+    /// The request being served, and where its body and life stand.
+    current: u64,
+    body_done: bool,
+    aborted: bool,
+}
+
+impl SlotChannel {
+    pub fn new(sock: OwnedFd) -> SlotChannel {
+        SlotChannel {
+            sock,
+            inbox: VecDeque::new(),
+            recv_buf: vec![0; MAX_PACKET],
+            outbox: BytesMut::with_capacity(MAX_PACKET),
+            current: 0,
+            body_done: true,
+            aborted: false,
+        }
+    }
+
+    pub(crate) fn send_ready(&mut self) -> io::Result<()> {
+        self.send_now(&ToMaster::Ready {
+            pid: std::process::id(),
+            version: WIRE_VERSION,
+        })
+    }
+
+    /// Sends one message at once, alone in its packet.
+    pub fn send_now(&mut self, msg: &impl Encode) -> io::Result<()> {
+        encode(msg, &mut self.outbox);
+        self.flush_outbox()
+    }
+
+    /// Receives one packet (blocking unless `how` says otherwise) into the inbox.
+    /// Returns false at end of stream.
+    fn receive(&mut self, how: RecvFlags) -> io::Result<bool> {
+        let mut fds = Vec::new();
+        let n = recv_packet(self.sock.as_fd(), &mut self.recv_buf, &mut fds, how)?;
+        if n == 0 {
+            return Ok(false);
+        }
+        let mut packet = BytesMut::from(&self.recv_buf[..n]);
+        while let Some(msg) = decode_to_worker(&mut packet).map_err(invalid)? {
+            self.inbox.push_back(msg);
+        }
+        if !packet.is_empty() {
+            return Err(invalid("packet ends inside a frame"));
+        }
+        Ok(true)
+    }
+
+    fn next_message(&mut self) -> io::Result<Option<ToWorker>> {
+        loop {
+            if let Some(m) = self.inbox.pop_front() {
+                return Ok(Some(m));
+            }
+            if !self.receive(RecvFlags::Wait)? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Blocks until the next request arrives. Stray frames of finished requests are skipped.
+    pub(crate) fn next_request(&mut self) -> Next {
+        loop {
+            match self.next_message() {
+                Ok(Some(ToWorker::Request { id, head })) => {
+                    self.current = id;
+                    self.body_done = false;
+                    self.aborted = false;
+                    return Next::Request { id, head };
+                }
+                Ok(Some(_stale)) => continue,
+                Ok(None) => return Next::Closed,
+                Err(e) => {
+                    tracing::error!("IPC error on a slot: {e}");
+                    return Next::Closed;
+                }
+            }
+        }
+    }
+
+    /// Reports how the request ended, then skips whatever is left of its body.
+    pub(crate) fn finish(&mut self, outcome: Outcome) -> io::Result<()> {
+        let id = self.current;
+        let msg = match outcome {
+            Outcome::Complete | Outcome::ClientGone => ToMaster::End { id },
+            Outcome::FailedBeforeHead => ToMaster::Failed {
+                id,
+                kind: FailKind::AppError,
+            },
+            Outcome::Truncated => ToMaster::Failed {
+                id,
+                kind: FailKind::Truncated,
+            },
+        };
+        encode(&msg, &mut self.outbox);
+        self.flush_outbox()?;
+        while !self.body_done {
+            match self.next_message()? {
+                Some(ToWorker::BodyEnd { id: i, .. }) if i == id => self.body_done = true,
+                Some(ToWorker::Request { .. }) => return Err(invalid("request before BodyEnd")),
+                Some(_) => {}
+                None => return Err(io::ErrorKind::UnexpectedEof.into()),
+            }
+        }
+        Ok(())
+    }
+
+    fn flush_outbox(&mut self) -> io::Result<()> {
+        if self.outbox.is_empty() {
+            return Ok(());
+        }
+        send_packet(self.sock.as_fd(), &self.outbox, &[])?;
+        self.outbox.clear();
+        Ok(())
+    }
+
+    /// Makes room for `need` more bytes in the current packet.
+    fn reserve(&mut self, need: usize) -> io::Result<()> {
+        if self.outbox.len() + need > MAX_PACKET {
+            self.flush_outbox()?;
+        }
+        Ok(())
+    }
+}
+
+/// Frame overhead of a `Chunk`: length, tag, id, byte-string length.
+const CHUNK_OVERHEAD: usize = 4 + 1 + 8 + 4;
+
+impl Transport for SlotChannel {
+    fn read_body(&mut self) -> io::Result<Option<Bytes>> {
+        while !self.body_done {
+            match self.next_message()? {
+                Some(ToWorker::Body { id, chunk }) if id == self.current => return Ok(Some(chunk)),
+                Some(ToWorker::BodyEnd { id, complete }) if id == self.current => {
+                    self.body_done = true;
+                    if !complete {
+                        return Err(io::Error::new(
+                            io::ErrorKind::ConnectionAborted,
+                            "the client disconnected before sending the whole body",
+                        ));
+                    }
+                }
+                Some(ToWorker::Abort { id }) if id == self.current => self.aborted = true,
+                Some(ToWorker::Request { .. }) => return Err(invalid("request before BodyEnd")),
+                Some(_) => {}
+                None => return Err(io::ErrorKind::UnexpectedEof.into()),
+            }
+        }
+        Ok(None)
+    }
+
+    fn send_head(&mut self, head: ResponseHead) -> io::Result<()> {
+        let msg = ToMaster::ResponseHead {
+            id: self.current,
+            head: Box::new(head),
+        };
+        let before = self.outbox.len();
+        encode(&msg, &mut self.outbox);
+        if self.outbox.len() > MAX_PACKET {
+            // Move the head to a packet of its own.
+            let head_frame = self.outbox.split_off(before);
+            self.flush_outbox()?;
+            self.outbox = head_frame;
+            if self.outbox.len() > MAX_PACKET {
+                self.outbox.clear();
+                return Err(invalid("response head larger than 64 KiB"));
+            }
+        }
+        Ok(())
+    }
+
+    fn send_data(&mut self, mut data: &[u8]) -> io::Result<()> {
+        while !data.is_empty() {
+            self.reserve(CHUNK_OVERHEAD + data.len().min(MAX_CHUNK))?;
+            let room = (MAX_PACKET - self.outbox.len()).saturating_sub(CHUNK_OVERHEAD);
+            let n = data.len().min(room).min(MAX_CHUNK);
+            let msg = ToMaster::Chunk {
+                id: self.current,
+                data: Bytes::copy_from_slice(&data[..n]),
+            };
+            encode(&msg, &mut self.outbox);
+            data = &data[n..];
+        }
+        Ok(())
+    }
+
+    fn send_file(&mut self, file: BorrowedFd<'_>, offset: u64, len: u64) -> io::Result<()> {
+        self.reserve(64)?;
+        encode(
+            &ToMaster::File {
+                id: self.current,
+                offset,
+                len,
+            },
+            &mut self.outbox,
+        );
+        send_packet(self.sock.as_fd(), &self.outbox, &[file])?;
+        self.outbox.clear();
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.flush_outbox()
+    }
+
+    fn client_gone(&mut self) -> bool {
+        if self.aborted {
+            return true;
+        }
+        loop {
+            match self.receive(RecvFlags::DontWait) {
+                Ok(true) => continue,
+                Ok(false) => return true,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => return true,
+            }
+        }
+        let current = self.current;
+        self.aborted = self
+            .inbox
+            .iter()
+            .any(|m| matches!(m, ToWorker::Abort { id } if *id == current));
+        self.aborted
+    }
+}
+
+fn invalid<E: std::fmt::Display>(e: E) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("IPC protocol error: {e}"),
+    )
+}

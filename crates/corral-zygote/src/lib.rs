@@ -1,0 +1,139 @@
+//! corral's zygote: the single-threaded fork server of one app.
+//!
+//! The master execs `corral __zygote --ctl-fd N`; the zygote reads its [`ZygoteConfig`] (the
+//! first packet on the control socket, JSON: this is startup, not the hot path), initialises
+//! CPython, imports the app (preload, the default), freezes the heap, says `Ready`, then serves
+//! `Spawn` requests. It is the only process that forks ([`spawn`]), it reaps its children and
+//! reports each exit to the master ([`FromZygote::Exited`]).
+//!
+//! It must stay single-threaded: no runtime, no threads, and `corral_sys::fork` refuses to fork
+//! if the app started a thread at import time.
+//!
+//! Signals: SIGCHLD is read through a signalfd; the zygote sits in its own process group, so a
+//! terminal's Ctrl-C reaches only the master, which decides. End of stream on the control socket
+//! (the master died) or `Shutdown`: kill every worker's process group and exit.
+#![forbid(unsafe_code)]
+
+mod control;
+mod spawn;
+
+use std::collections::BTreeSet;
+use std::os::fd::{AsFd, OwnedFd};
+
+use corral_config::ZygoteConfig;
+use corral_proto::{FromZygote, WIRE_VERSION};
+use corral_python::app::{AppRef, AppSource};
+use corral_python::environ::ProcessFacts;
+use corral_python::interp::{self, InterpConfig};
+use corral_python::{Py, PyAny};
+use corral_sys::SignalFd;
+
+pub use control::read_config;
+
+/// Exit status when the app cannot be imported (gunicorn's "worker failed to boot" is 3 too).
+pub const EXIT_LOAD_FAILED: i32 = 3;
+
+/// Everything a forked worker inherits from the zygote.
+pub(crate) struct Zygote {
+    pub(crate) ctl: OwnedFd,
+    pub(crate) sigchld: SignalFd,
+    /// The preloaded app; `None` with `--no-preload` (each worker imports it after fork).
+    pub(crate) app: Option<Py<PyAny>>,
+    pub(crate) app_ref: AppRef,
+    pub(crate) facts: ProcessFacts,
+    /// Live workers (each is also the id of its process group).
+    pub(crate) workers: BTreeSet<u32>,
+}
+
+/// Runs the zygote until the master says stop or goes away. Returns the process exit status.
+pub fn run(ctl: OwnedFd, cfg: ZygoteConfig) -> i32 {
+    if let Err(e) = corral_sys::own_process_group() {
+        tracing::warn!("zygote cannot start its own process group: {e}");
+    }
+    let py = &cfg.python;
+    if let Err(e) = std::env::set_current_dir(&py.chdir) {
+        tracing::error!("cannot change directory to {}: {e}", py.chdir.display());
+        return EXIT_LOAD_FAILED;
+    }
+    let mut sys_path = vec![py.chdir.clone()];
+    sys_path.extend(py.pythonpath.iter().cloned());
+    if let Err(e) = interp::init(&InterpConfig {
+        virtualenv: py.virtualenv.clone(),
+        sys_path,
+    }) {
+        return fail_startup(&ctl, e);
+    }
+    tracing::debug!("Python {}", interp::version());
+    let app_ref = app_ref(&cfg);
+    let app = if py.preload {
+        match corral_python::app::load(&app_ref) {
+            Ok(app) => Some(app),
+            Err(summary) => return fail_startup(&ctl, summary),
+        }
+    } else {
+        None
+    };
+    if let Err(e) = interp::freeze_heap() {
+        tracing::warn!("gc.freeze() failed, workers will share less memory: {e}");
+    }
+    let sigchld = match SignalFd::new(&[corral_sys::process::SIGCHLD]) {
+        Ok(s) => s,
+        Err(e) => return fail_startup(&ctl, format!("cannot watch SIGCHLD: {e}")),
+    };
+    let facts = ProcessFacts {
+        multithread: py.threads > 1,
+        multiprocess: cfg.multiprocess,
+    };
+    let mut zygote = Zygote {
+        ctl,
+        sigchld,
+        app,
+        app_ref,
+        facts,
+        workers: BTreeSet::new(),
+    };
+    let ready = FromZygote::Ready {
+        pid: std::process::id(),
+        version: WIRE_VERSION,
+    };
+    if control::send(zygote.ctl.as_fd(), &ready).is_err() {
+        return 0;
+    }
+    control::serve(&mut zygote)
+}
+
+fn app_ref(cfg: &ZygoteConfig) -> AppRef {
+    let app = &cfg.python.app;
+    AppRef {
+        source: match &app.target {
+            corral_config::AppTarget::Module(m) => AppSource::Module(m.clone()),
+            corral_config::AppTarget::File(p) => AppSource::File(p.clone()),
+        },
+        callable: app.callable.clone(),
+        factory: app.factory,
+    }
+}
+
+fn fail_startup(ctl: &OwnedFd, message: String) -> i32 {
+    tracing::error!("{message}");
+    let _ = control::send(ctl.as_fd(), &FromZygote::LoadFailed { message });
+    EXIT_LOAD_FAILED
+}
+
+/// `corral check`: initialise Python and import the app in this process, as the zygote would.
+pub fn check(py: &corral_config::PythonConfig) -> Result<(), String> {
+    std::env::set_current_dir(&py.chdir)
+        .map_err(|e| format!("cannot change directory to {}: {e}", py.chdir.display()))?;
+    let mut sys_path = vec![py.chdir.clone()];
+    sys_path.extend(py.pythonpath.iter().cloned());
+    interp::init(&InterpConfig {
+        virtualenv: py.virtualenv.clone(),
+        sys_path,
+    })?;
+    let cfg = ZygoteConfig {
+        python: py.clone(),
+        multiprocess: false,
+        log_level: "info".into(),
+    };
+    corral_python::app::load(&app_ref(&cfg)).map(drop)
+}

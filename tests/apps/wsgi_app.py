@@ -1,0 +1,355 @@
+"""Fixture WSGI app for corral's integration tests: one route per WSGI feature.
+
+Two callables:
+- ``application``: the app itself;
+- ``validated_application``: the same wrapped in ``wsgiref.validate.validator``;
+  a validator warning is turned into an exception, so any complaint makes the
+  request fail visibly (500 + traceback on corral's stderr).
+
+Every request is appended ("METHOD PATH_INFO") to the file named by
+$CORRALTEST_CALL_LOG, if set. Query parameters select the behaviour of a route.
+
+Routes:
+  /hello                      "Hello, world!" with Content-Length
+  /stream?n=&delay=           generator, n chunks "chunk-i\\n", pause between them
+  /write                      uses the write() callable, then returns a tail
+  /file?path=&blksize=        wsgi.file_wrapper over the file at path
+  /file?path=&nofileno=1&record=   file_wrapper over a file-like without fileno()
+  /echo?mode=                 echoes the request body; mode = readn | read |
+                              readline | readline_n | readlines | iter
+  /exc_before                 start_response(200) then start_response(500, exc_info)
+  /exc_after                  exc_info after the headers were sent: must re-raise
+  /close?record=&mode=&n=&delay=   iterable whose close() is recorded in the file
+                              record; mode = normal | raise | long
+  /raise?token=               raises before start_response
+  /errors?token=              writes the token to wsgi.errors
+  /slow?sleep=                sleeps; returns pid, thread id, a module-global counter
+  /pidfile?path=&sleep=       writes its pid to path, then sleeps
+  /exit?code=                 os._exit mid-request
+  /segv                       crashes the worker with SIGSEGV
+  /environ                    JSON dump of environ: {key: {"type", "value"}}
+  /sysinfo                    JSON: pid, ppid, pgid, cwd, sys.prefix, sys.path
+"""
+
+import json
+import os
+import sys
+import threading
+import time
+import warnings
+from urllib.parse import parse_qsl
+from wsgiref.validate import WSGIWarning, validator
+
+warnings.simplefilter("error", WSGIWarning)
+
+_lock = threading.Lock()
+_counter = 0
+
+
+def _query(environ):
+    return dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
+
+
+def _append(path, line):
+    if path:
+        with open(path, "a") as f:
+            f.write(line + "\n")
+
+
+def _text(start_response, body, status="200 OK", ctype="text/plain; charset=utf-8", extra=()):
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    start_response(status, [("Content-Type", ctype), ("Content-Length", str(len(body))), *extra])
+    return [body]
+
+
+def _json(start_response, obj):
+    return _text(start_response, json.dumps(obj, sort_keys=True), ctype="application/json")
+
+
+def hello(environ, start_response):
+    return _text(start_response, "Hello, world!\n")
+
+
+def stream(environ, start_response):
+    q = _query(environ)
+    n = int(q.get("n", 5))
+    delay = float(q.get("delay", 0.1))
+    start_response("200 OK", [("Content-Type", "text/plain")])
+
+    def generate():
+        for i in range(n):
+            if i and delay:
+                time.sleep(delay)
+            yield f"chunk-{i}\n".encode()
+
+    return generate()
+
+
+def write_route(environ, start_response):
+    write = start_response("200 OK", [("Content-Type", "text/plain")])
+    write(b"part1 ")
+    write(b"part2 ")
+    return [b"tail"]
+
+
+class NoFilenoReader:
+    """A file-like object with read() and close() but no fileno()."""
+
+    def __init__(self, f, record):
+        self._f = f
+        self._record = record
+
+    def read(self, size=-1):
+        return self._f.read(size)
+
+    def close(self):
+        self._f.close()
+        _append(self._record, "filelike-close")
+
+
+def file_route(environ, start_response):
+    q = _query(environ)
+    path = q["path"]
+    size = os.path.getsize(path)
+    f = open(path, "rb")
+    if q.get("nofileno"):
+        f = NoFilenoReader(f, q.get("record"))
+    start_response(
+        "200 OK",
+        [("Content-Type", "application/octet-stream"), ("Content-Length", str(size))],
+    )
+    return environ["wsgi.file_wrapper"](f, int(q.get("blksize", 8192)))
+
+
+def _read_exact_or_eof(inp, environ, size):
+    parts = []
+    length = environ.get("CONTENT_LENGTH")
+    if length:
+        remaining = int(length)
+        while remaining > 0:
+            chunk = inp.read(min(size, remaining))
+            if not chunk:
+                break
+            parts.append(chunk)
+            remaining -= len(chunk)
+    else:  # chunked request: relies on wsgi.input_terminated
+        while True:
+            chunk = inp.read(size)
+            if not chunk:
+                break
+            parts.append(chunk)
+    return b"".join(parts)
+
+
+def echo(environ, start_response):
+    mode = _query(environ).get("mode", "readn")
+    inp = environ["wsgi.input"]
+    if mode == "readn":
+        body = _read_exact_or_eof(inp, environ, 65536)
+    elif mode == "read":
+        body = inp.read()
+    elif mode == "readline":
+        lines = []
+        while True:
+            line = inp.readline()
+            if not line:
+                break
+            lines.append(line)
+        body = b"".join(lines)
+    elif mode == "readline_n":
+        lines = []
+        while True:
+            line = inp.readline(1000)
+            if not line:
+                break
+            assert len(line) <= 1000, f"readline(1000) returned {len(line)} bytes"
+            lines.append(line)
+        body = b"".join(lines)
+    elif mode == "readlines":
+        body = b"".join(inp.readlines())
+    elif mode == "iter":
+        body = b"".join(line for line in inp)
+    else:
+        return _text(start_response, f"unknown mode {mode}\n", status="400 Bad Request")
+    return _text(start_response, body, ctype="application/octet-stream", extra=[("X-Echo-Mode", mode)])
+
+
+def exc_before(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    try:
+        raise ValueError("exc-before-token")
+    except ValueError:
+        body = b"custom error page\n"
+        start_response(
+            "500 Internal Server Error",
+            [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))],
+            sys.exc_info(),
+        )
+        return [body]
+
+
+def exc_after(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+
+    def generate():
+        yield b"partial body\n"
+        try:
+            raise ValueError("exc-after-token")
+        except ValueError:
+            # The headers are gone: the server must re-raise the exception here.
+            start_response("500 Internal Server Error", [("Content-Type", "text/plain")], sys.exc_info())
+            yield b"must never be sent\n"
+
+    return generate()
+
+
+class ClosingBody:
+    """An iterable whose close() calls are recorded (one line "close" each)."""
+
+    def __init__(self, record, mode, n, delay):
+        self.record = record
+        self.mode = mode
+        self.n = n
+        self.delay = delay
+
+    def __iter__(self):
+        for i in range(self.n):
+            if i and self.delay:
+                time.sleep(self.delay)
+            if self.mode == "raise" and i == 1:
+                raise RuntimeError("close-raise-token")
+            yield f"chunk-{i}\n".encode()
+        _append(self.record, "exhausted")
+
+    def close(self):
+        _append(self.record, "close")
+
+
+def close_route(environ, start_response):
+    q = _query(environ)
+    mode = q.get("mode", "normal")
+    default_n = 3000 if mode == "long" else 3
+    default_delay = 0.01 if mode == "long" else 0.0
+    body = ClosingBody(q["record"], mode, int(q.get("n", default_n)), float(q.get("delay", default_delay)))
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return body
+
+
+def raise_route(environ, start_response):
+    raise RuntimeError("boom " + _query(environ).get("token", "raise-token"))
+
+
+def errors_route(environ, start_response):
+    errors = environ["wsgi.errors"]
+    errors.write("wsgi.errors says " + _query(environ).get("token", "errors-token") + "\n")
+    errors.flush()
+    return _text(start_response, "logged\n")
+
+
+def slow(environ, start_response):
+    global _counter
+    q = _query(environ)
+    start = time.time()
+    time.sleep(float(q.get("sleep", 0.5)))
+    with _lock:
+        _counter += 1
+        value = _counter
+    return _json(
+        start_response,
+        {"pid": os.getpid(), "tid": threading.get_ident(), "counter": value, "start": start, "end": time.time()},
+    )
+
+
+def pidfile(environ, start_response):
+    q = _query(environ)
+    path = q["path"]
+    with open(path + ".tmp", "w") as f:
+        f.write(str(os.getpid()))
+    os.replace(path + ".tmp", path)  # readers never see a half-written file
+    time.sleep(float(q.get("sleep", 10)))
+    return _json(start_response, {"pid": os.getpid()})
+
+
+def exit_route(environ, start_response):
+    os._exit(int(_query(environ).get("code", 1)))
+
+
+def segv(environ, start_response):
+    import ctypes
+
+    ctypes.string_at(0)  # SIGSEGV
+    return _text(start_response, "unreachable\n")
+
+
+def _jsonable(value):
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    return repr(value)
+
+
+def environ_route(environ, start_response):
+    out = {k: {"type": type(v).__name__, "value": _jsonable(v)} for k, v in environ.items()}
+    inp = environ.get("wsgi.input")
+    out["_input_methods"] = [m for m in ("read", "readline", "readlines", "__iter__") if hasattr(inp, m)]
+    errors = environ.get("wsgi.errors")
+    out["_errors_methods"] = [m for m in ("write", "writelines", "flush") if hasattr(errors, m)]
+    return _json(start_response, out)
+
+
+def sysinfo(environ, start_response):
+    return _json(
+        start_response,
+        {
+            "pid": os.getpid(),
+            "ppid": os.getppid(),
+            "pgid": os.getpgid(0),
+            "cwd": os.getcwd(),
+            "prefix": sys.prefix,
+            "base_prefix": sys.base_prefix,
+            "executable": sys.executable,
+            "path": sys.path,
+            "version": list(sys.version_info[:3]),
+        },
+    )
+
+
+def not_found(environ, start_response):
+    return _text(start_response, "not found\n", status="404 Not Found")
+
+
+ROUTES = {
+    "/": hello,
+    "/hello": hello,
+    "/stream": stream,
+    "/write": write_route,
+    "/file": file_route,
+    "/echo": echo,
+    "/exc_before": exc_before,
+    "/exc_after": exc_after,
+    "/close": close_route,
+    "/raise": raise_route,
+    "/errors": errors_route,
+    "/slow": slow,
+    "/pidfile": pidfile,
+    "/exit": exit_route,
+    "/segv": segv,
+    "/environ": environ_route,
+    "/sysinfo": sysinfo,
+}
+
+
+def application(environ, start_response):
+    _append(
+        os.environ.get("CORRALTEST_CALL_LOG"),
+        f"{environ['REQUEST_METHOD']} {environ.get('PATH_INFO', '')}",
+    )
+    path = environ.get("PATH_INFO", "/")
+    if path.startswith("/environ"):
+        path = "/environ"  # /environ/<anything> dumps too (for PATH_INFO checks)
+    return ROUTES.get(path, not_found)(environ, start_response)
+
+
+validated_application = validator(application)
