@@ -130,14 +130,12 @@ impl SignalFd {
         // SAFETY: -1 asks for a new descriptor; `set` is initialised.
         let fd = cvt(unsafe { libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) })?;
         // SAFETY: signalfd returned a fresh descriptor we own.
-        Ok(SignalFd {
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
-        })
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(SignalFd { fd })
     }
 
     pub fn as_fd(&self) -> BorrowedFd<'_> {
-        // SAFETY: the descriptor lives as long as `self`.
-        unsafe { BorrowedFd::borrow_raw(self.fd.as_raw_fd()) }
+        std::os::fd::AsFd::as_fd(&self.fd)
     }
 
     pub fn raw(&self) -> RawFd {

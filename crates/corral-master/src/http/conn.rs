@@ -114,7 +114,7 @@ pub async fn serve(
                 let now = Instant::now();
                 match phase {
                     Phase::Head(t) if now >= t && !activity.in_request() => {
-                        drop(conn);
+                        // hyper is no longer polled, so it cannot write concurrently.
                         let reply = stream.write_all(REQUEST_TIMEOUT_REPLY);
                         let _ = tokio::time::timeout(Duration::from_secs(1), reply).await;
                         return;

@@ -252,24 +252,22 @@ async fn send_request(
 
 /// Waits for the response head; turns an early failure into the right status.
 async fn await_head(flight: &mut InFlight) -> Result<ResponseHead, Refusal> {
-    loop {
-        match flight.lease().conn().next().await {
-            Ok(Some(ToMaster::ResponseHead { head, .. })) => return Ok(*head),
-            Ok(Some(ToMaster::Failed { .. })) => {
-                flight.finish(true);
-                return Err(Refusal::AppError);
-            }
-            Ok(Some(other)) => {
-                tracing::error!(
-                    req = flight.id,
-                    "worker broke the protocol: {other:?} before a head"
-                );
-            }
-            Ok(None) | Err(_) => {}
+    match flight.lease().conn().next().await {
+        Ok(Some(ToMaster::ResponseHead { head, .. })) => return Ok(*head),
+        Ok(Some(ToMaster::Failed { .. })) => {
+            flight.finish(true);
+            return Err(Refusal::AppError);
         }
-        flight.finish(false);
-        return Err(Refusal::WorkerLost);
+        Ok(Some(other)) => {
+            tracing::error!(
+                req = flight.id,
+                "worker broke the protocol: {other:?} before a head"
+            );
+        }
+        Ok(None) | Err(_) => {}
     }
+    flight.finish(false);
+    Err(Refusal::WorkerLost)
 }
 
 /// The hyper response for a worker's head. When the whole body is already here (one packet:
