@@ -182,8 +182,8 @@ fn announce(listeners: &[Listener], cfg: &Config) {
     }
     let _ = writeln!(
         out,
-        "corral: ready, {} {} worker(s) x {} thread(s) serving {}",
-        cfg.pool.workers, cfg.pool.mpm, cfg.pool.threads, cfg.python.app.raw
+        "corral: ready: {} serving with {} worker process(es) x {} thread(s), mpm {}",
+        cfg.python.app.raw, cfg.pool.workers, cfg.pool.threads, cfg.pool.mpm
     );
     let _ = out.flush();
 }

@@ -63,7 +63,8 @@ pub fn log_exception(py: Python<'_>, request_id: u64, context: &str, err: &PyErr
 /// The traceback of `err` as Python prints it.
 pub fn format_traceback(py: Python<'_>, err: &PyErr) -> String {
     let formatted = py.import("traceback").and_then(|tb| {
-        tb.call_method1("format_exception", (err.value(py),))
+        let args = (err.get_type(py), err.value(py), err.traceback(py));
+        tb.call_method1("format_exception", args)
             .and_then(|lines| PyString::new(py, "").call_method1("join", (lines,)))
             .and_then(|s| s.extract::<String>())
     });
