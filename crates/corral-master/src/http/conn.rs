@@ -59,6 +59,8 @@ pub async fn serve(
     let io = TokioIo::new(ConnIo {
         stream: stream.clone(),
         activity: activity.clone(),
+        scan: Default::default(),
+        scan_epoch: 0,
     });
     let svc = service_fn(move |req| handle(req, ctx.clone(), meta.clone()));
     let mut builder = http1::Builder::new();

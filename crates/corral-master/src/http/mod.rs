@@ -7,4 +7,5 @@ pub mod completion;
 pub mod conn;
 pub mod error;
 pub mod service;
+pub mod smuggle;
 pub mod stream;

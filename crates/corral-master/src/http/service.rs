@@ -79,6 +79,15 @@ async fn serve(
     conn: &ConnMeta,
     id: u64,
 ) -> Result<(Response<RespBody>, u32), Refusal> {
+    if conn
+        .activity
+        .ambiguous_framing
+        .swap(false, Ordering::AcqRel)
+    {
+        return Err(Refusal::BadRequest(
+            "both Content-Length and Transfer-Encoding are present",
+        ));
+    }
     let (parts, mut body) = req.into_parts();
     let head = request_head(&parts, ctx, conn)?;
     if head.content_length.is_some_and(|n| n > ctx.http.max_body) {

@@ -11,6 +11,8 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::http::smuggle::HeadScan;
 use tokio::net::{TcpStream, UnixStream};
 
 /// A TCP or Unix client connection.
@@ -74,6 +76,9 @@ pub struct Activity {
     pub requests_finished: AtomicU64,
     /// Set when bytes arrive while no request is in progress: a head is being received.
     pub head_bytes: AtomicBool,
+    /// Set by the reader when the head being received has ambiguous framing
+    /// (see `http::smuggle`); the service refuses that request.
+    pub ambiguous_framing: AtomicBool,
 }
 
 impl Activity {
@@ -87,11 +92,14 @@ impl Activity {
 pub struct ConnIo {
     pub stream: Arc<Stream>,
     pub activity: Arc<Activity>,
+    pub scan: HeadScan,
+    /// `requests_started` when the scan last restarted.
+    pub scan_epoch: u64,
 }
 
 impl AsyncRead for ConnIo {
     fn poll_read(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
@@ -100,7 +108,19 @@ impl AsyncRead for ConnIo {
             match self.stream.try_read(buf.initialize_unfilled()) {
                 Ok(n) => {
                     if n > 0 && !self.activity.in_request() {
-                        self.activity.head_bytes.store(true, Ordering::Release);
+                        let this = self.as_mut().get_mut();
+                        this.activity.head_bytes.store(true, Ordering::Release);
+                        let epoch = this.activity.requests_started.load(Ordering::Acquire);
+                        if epoch != this.scan_epoch {
+                            this.scan_epoch = epoch;
+                            this.scan.reset();
+                        }
+                        let fresh = &buf.initialize_unfilled()[..n];
+                        if this.scan.feed(fresh) == Some(true) {
+                            this.activity
+                                .ambiguous_framing
+                                .store(true, Ordering::Release);
+                        }
                     }
                     buf.advance(n);
                     return Poll::Ready(Ok(()));
