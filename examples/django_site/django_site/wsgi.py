@@ -26,10 +26,14 @@ def _migrate():
 
     db = Path(settings.DATABASES["default"]["NAME"])
     db.parent.mkdir(parents=True, exist_ok=True)
-    # Without preloading, every worker imports this module: one migrates at a time.
-    with open(f"{db}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    # Without preloading, every worker imports this module: one migrates at a
+    # time (a lock on the database's directory).
+    fd = os.open(db.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         call_command("migrate", interactive=False, verbosity=0)
+    finally:
+        os.close(fd)  # releases the lock
     # Never hand an open SQLite connection over to forked worker processes.
     connections.close_all()
 

@@ -97,7 +97,8 @@ pub async fn serve(
             head_since = None;
             Phase::Busy
         } else if activity.head_bytes.load(Ordering::Acquire) {
-            Phase::Head(*head_since.get_or_insert(now) + http.header_timeout)
+            let started = activity.head_started().map(Instant::from_std);
+            Phase::Head(*head_since.get_or_insert(started.unwrap_or(now)) + http.header_timeout)
         } else {
             Phase::Idle(idle_since + idle_limit(finished > 0))
         };

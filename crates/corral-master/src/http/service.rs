@@ -49,6 +49,7 @@ pub async fn handle(
         .requests_started
         .fetch_add(1, Ordering::AcqRel);
     conn.activity.head_bytes.store(false, Ordering::Release);
+    conn.activity.head_started_ms.store(0, Ordering::Release);
     let id = ctx.next_id.fetch_add(1, Ordering::Relaxed);
     let mut completion = Completion {
         record: record_for(&req, &ctx, &conn),

@@ -69,8 +69,13 @@ impl Stream {
 }
 
 /// What the connection timers need to know, shared by the I/O wrapper and the service.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Activity {
+    /// The connection's birth; `head_started_ms` counts from here.
+    pub born: std::time::Instant,
+    /// When the first byte of the current request head arrived (ms since `born`, plus one;
+    /// 0 = none yet).
+    pub head_started_ms: AtomicU64,
     /// Bumped by the service when a request head has been parsed, and when its response is done.
     pub requests_started: AtomicU64,
     pub requests_finished: AtomicU64,
@@ -81,7 +86,28 @@ pub struct Activity {
     pub ambiguous_framing: AtomicBool,
 }
 
+impl Default for Activity {
+    fn default() -> Activity {
+        Activity {
+            born: std::time::Instant::now(),
+            head_started_ms: AtomicU64::new(0),
+            requests_started: AtomicU64::new(0),
+            requests_finished: AtomicU64::new(0),
+            head_bytes: AtomicBool::new(false),
+            ambiguous_framing: AtomicBool::new(false),
+        }
+    }
+}
+
 impl Activity {
+    /// When the current head started arriving, if it has.
+    pub fn head_started(&self) -> Option<std::time::Instant> {
+        match self.head_started_ms.load(Ordering::Acquire) {
+            0 => None,
+            ms => Some(self.born + std::time::Duration::from_millis(ms - 1)),
+        }
+    }
+
     pub fn in_request(&self) -> bool {
         self.requests_started.load(Ordering::Acquire)
             > self.requests_finished.load(Ordering::Acquire)
@@ -109,7 +135,10 @@ impl AsyncRead for ConnIo {
                 Ok(n) => {
                     if n > 0 && !self.activity.in_request() {
                         let this = self.as_mut().get_mut();
-                        this.activity.head_bytes.store(true, Ordering::Release);
+                        if !this.activity.head_bytes.swap(true, Ordering::AcqRel) {
+                            let ms = this.activity.born.elapsed().as_millis() as u64 + 1;
+                            this.activity.head_started_ms.store(ms, Ordering::Release);
+                        }
                         let epoch = this.activity.requests_started.load(Ordering::Acquire);
                         if epoch != this.scan_epoch {
                             this.scan_epoch = epoch;
