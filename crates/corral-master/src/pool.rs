@@ -121,7 +121,12 @@ impl Pool {
         if let Some(b) = st.busy.get_mut(&worker) {
             *b = b.saturating_sub(1);
         }
-        if !healthy || st.dead.contains(&worker) {
+        if !healthy {
+            // The process is dead or unusable: none of its other slots may take a request.
+            st.idle.retain(|c| c.worker != worker);
+            st.dead.insert(worker);
+        }
+        if st.dead.contains(&worker) {
             drop(conn);
             if st.busy.get(&worker) == Some(&0) && st.dead.remove(&worker) {
                 st.busy.remove(&worker);
@@ -208,6 +213,75 @@ impl Drop for Lease {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
             self.pool.release(conn, self.healthy);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slots(worker: WorkerId, n: usize) -> (Vec<SlotConn>, Vec<std::os::fd::OwnedFd>) {
+        let mut ours = Vec::new();
+        let mut theirs = Vec::new();
+        for _ in 0..n {
+            let (a, b) = corral_sys::seqpacket_pair().unwrap();
+            ours.push(SlotConn::new(a, worker).unwrap());
+            theirs.push(b);
+        }
+        (ours, theirs)
+    }
+
+    #[tokio::test]
+    async fn leases_go_to_the_least_busy_process() {
+        let (pool, _events) = Pool::new(10);
+        let (a, _ka) = slots(1, 2);
+        let (b, _kb) = slots(2, 2);
+        pool.add_worker(a);
+        pool.add_worker(b);
+        let first = pool.acquire().await.unwrap();
+        let second = pool.acquire().await.unwrap();
+        let (w1, w2) = (
+            first.conn.as_ref().unwrap().worker,
+            second.conn.as_ref().unwrap().worker,
+        );
+        assert_ne!(w1, w2, "the second lease must go to the idle process");
+    }
+
+    #[tokio::test]
+    async fn waiters_are_served_in_order_and_the_queue_is_bounded() {
+        let (pool, _events) = Pool::new(2);
+        let (a, _k) = slots(1, 1);
+        pool.add_worker(a);
+        let held = pool.acquire().await.unwrap();
+        let p1 = pool.clone();
+        let first = tokio::spawn(async move { p1.acquire().await.map(|_| 1) });
+        tokio::task::yield_now().await;
+        let p2 = pool.clone();
+        let second = tokio::spawn(async move { p2.acquire().await.map(|_| 2) });
+        tokio::task::yield_now().await;
+        assert_eq!(pool.queued(), 2);
+        assert_eq!(pool.acquire().await.err(), Some(AcquireError::QueueFull));
+        drop(held);
+        assert_eq!(first.await.unwrap(), Ok(1));
+        assert_eq!(second.await.unwrap(), Ok(2));
+    }
+
+    #[tokio::test]
+    async fn a_broken_slot_takes_its_idle_siblings_out_and_reports_the_process() {
+        let (pool, mut events) = Pool::new(10);
+        let (a, _ka) = slots(1, 3);
+        let (b, _kb) = slots(2, 1);
+        pool.add_worker(a);
+        pool.add_worker(b);
+        let mut lease = pool.acquire().await.unwrap();
+        let dead = lease.conn().worker;
+        lease.mark_broken();
+        drop(lease);
+        assert_eq!(events.recv().await, Some(PoolEvent::WorkerBroken(dead)));
+        for _ in 0..3 {
+            let l = pool.acquire().await.unwrap();
+            assert_ne!(l.conn.as_ref().unwrap().worker, dead);
         }
     }
 }
