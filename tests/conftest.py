@@ -20,6 +20,12 @@ import support
 from support import Corral
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "app_errors: the test expects app tracebacks on corral's stderr"
+    )
+
+
 def pytest_sessionstart(session):
     if session.config.option.collectonly:
         return

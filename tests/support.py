@@ -442,22 +442,19 @@ class Corral:
 
 
 def run_corral(args, *, cwd, env: dict | None = None, timeout: float = 30.0):
-    """Run ``corral ARGS`` to completion (e.g. ``check``); return CompletedProcess."""
-    argv = [str(corral_bin())] + [str(a) for a in args]
+    """Run ``corral ARGS`` to completion (e.g. ``check``); return a CompletedProcess.
+
+    Like every corral process of the tests, its descendants are recorded and
+    killed by pid afterwards.
+    """
+    args = [str(a) for a in args]
+    c = Corral(None, args[1:], cwd=cwd, env=env, command=args[0], bind=())
+    c.start()
     try:
-        return subprocess.run(
-            argv,
-            cwd=str(cwd),
-            env=child_env(env),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=timeout,
-            start_new_session=True,
-        )
-    except subprocess.TimeoutExpired as e:
-        pytest.fail(f"{' '.join(argv)} did not finish within {timeout}s\nstderr: {e.stderr}", pytrace=False)
+        status = c.wait(timeout)
+    finally:
+        c.kill()
+    return subprocess.CompletedProcess(c.argv, status, c.stdout_text(), c.stderr_text())
 
 
 # --------------------------------------------------------------------------
@@ -649,6 +646,7 @@ class RawConnection:
             self.sock.connect(unix_path)
         else:
             self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.timeout = timeout
         self.buf = b""
         self.eof = False
 
@@ -663,9 +661,10 @@ class RawConnection:
         return self.sock.getsockname()[1]
 
     def send(self, data: bytes):
+        self.sock.settimeout(self.timeout)  # reads leave a shorter timeout behind
         self.sock.sendall(data)
 
-    def _fill(self, deadline: float) -> bool:
+    def fill(self, deadline: float) -> bool:
         """Read more bytes; False on timeout. Sets self.eof on close/reset."""
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -694,7 +693,7 @@ class RawConnection:
                     raise ConnectionError(
                         f"connection closed before a complete response; got {self.buf[:500]!r}"
                     )
-                if not self._fill(deadline):
+                if not self.fill(deadline):
                     raise TimeoutError(
                         f"no complete response within {timeout}s; got {self.buf[:500]!r}"
                     )
@@ -707,7 +706,7 @@ class RawConnection:
     def read_until_close(self, timeout=10.0) -> bytes:
         """Everything until the peer closes (or timeout: check .eof)."""
         deadline = time.monotonic() + timeout
-        while not self.eof and self._fill(deadline):
+        while not self.eof and self.fill(deadline):
             pass
         data, self.buf = self.buf, b""
         return data

@@ -11,7 +11,9 @@ $CORRALTEST_CALL_LOG, if set. Query parameters select the behaviour of a route.
 
 Routes:
   /hello                      "Hello, world!" with Content-Length
-  /stream?n=&delay=           generator, n chunks "chunk-i\\n", pause between them
+  /stream?n=&delay=&lazy=&empty=   generator, n chunks "chunk-i\\n", pause between
+                              them; lazy=1: start_response on first next();
+                              empty=1: empty bytestrings in between
   /write                      uses the write() callable, then returns a tail
   /file?path=&blksize=        wsgi.file_wrapper over the file at path
   /file?path=&nofileno=1&record=   file_wrapper over a file-like without fileno()
@@ -29,6 +31,7 @@ Routes:
   /segv                       crashes the worker with SIGSEGV
   /environ                    JSON dump of environ: {key: {"type", "value"}}
   /sysinfo                    JSON: pid, ppid, pgid, cwd, sys.prefix, sys.path
+  /headers?status=            two Set-Cookie headers, a latin-1 value, any status
 """
 
 import json
@@ -75,13 +78,22 @@ def stream(environ, start_response):
     q = _query(environ)
     n = int(q.get("n", 5))
     delay = float(q.get("delay", 0.1))
-    start_response("200 OK", [("Content-Type", "text/plain")])
+    lazy = q.get("lazy") == "1"  # start_response called on the first next()
+    empty = q.get("empty") == "1"  # empty bytestrings between the chunks
+    if not lazy:
+        start_response("200 OK", [("Content-Type", "text/plain")])
 
     def generate():
+        if lazy:
+            start_response("200 OK", [("Content-Type", "text/plain")])
         for i in range(n):
             if i and delay:
                 time.sleep(delay)
+            if empty:
+                yield b""
             yield f"chunk-{i}\n".encode()
+        if empty:
+            yield b""
 
     return generate()
 
@@ -196,6 +208,7 @@ def exc_after(environ, start_response):
 
     def generate():
         yield b"partial body\n"
+        time.sleep(0.3)  # let the head and the first chunk reach the client
         try:
             raise ValueError("exc-after-token")
         except ValueError:
@@ -318,6 +331,25 @@ def sysinfo(environ, start_response):
     )
 
 
+def headers_route(environ, start_response):
+    q = _query(environ)
+    status = q.get("status", "200 OK")
+    headers = [
+        ("Content-Type", "text/plain"),
+        ("Set-Cookie", "a=1; Path=/"),
+        ("Set-Cookie", "b=2; Path=/; HttpOnly"),
+        ("X-Custom-Header", "Value With  Spaces"),
+        ("X-Latin", "caf\u00e9"),  # latin-1 on the wire
+    ]
+    if status[:3] in ("204", "304"):
+        headers = [h for h in headers if h[0] != "Content-Type"]
+        start_response(status, headers)
+        return []
+    body = b"headers\n"
+    start_response(status, headers + [("Content-Length", str(len(body)))])
+    return [body]
+
+
 def not_found(environ, start_response):
     return _text(start_response, "not found\n", status="404 Not Found")
 
@@ -340,6 +372,7 @@ ROUTES = {
     "/segv": segv,
     "/environ": environ_route,
     "/sysinfo": sysinfo,
+    "/headers": headers_route,
 }
 
 

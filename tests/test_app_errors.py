@@ -1,0 +1,88 @@
+"""Apps that break the WSGI rules: 500 (or a cut connection once the headers are
+out), an error in the log, and a server that stays healthy."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from support import APPS, Incomplete, get_request, parse_response
+
+ERROR_LINE = re.compile(r"Z ERROR \[pid \d+\]")
+
+
+@pytest.fixture(scope="module")
+def server(module_corral):
+    c = module_corral(f"{APPS / 'bad_app.py'}", "--mpm", "prefork", "-w", "1")
+    yield c
+    c.kill()
+
+
+def _outcome(conn, timeout=10.0):
+    """('response', Response) for a complete response, else ('cut', raw bytes)."""
+    data = b""
+    try:
+        return "response", conn.read_response(timeout=timeout)
+    except ConnectionError:
+        data = conn.buf
+    return "cut", data
+
+
+def _healthy(server):
+    r = server.get("/hello")
+    assert (r.status, r.body) == (200, b"Hello, world!\n")
+
+
+@pytest.mark.parametrize(
+    "path", ["/none", "/no_start", "/double_start", "/str_body", "/bad_status", "/header_injection", "/non_latin1"]
+)
+def test_broken_app_gets_500(server, path):
+    mark = server.mark()
+    with server.raw() as conn:
+        conn.send(get_request(path))
+        kind, result = _outcome(conn)
+    if kind == "response":
+        assert result.status == 500, result
+        assert result.header("X-Injected") is None and b"X-Injected" not in result.raw_head
+    else:
+        # acceptable only if the response was cut short after the head
+        assert b"X-Injected" not in result, result
+    server.wait_for_stderr(ERROR_LINE, since=mark)
+    _healthy(server)
+
+
+def test_body_shorter_than_content_length_closes_the_connection(server):
+    with server.raw() as conn:
+        conn.send(get_request("/short_body"))
+        data = conn.read_until_close(timeout=3)
+        eof = conn.eof
+    # Either (nothing sent yet) a complete 500, after which the connection may stay open, or the
+    # head and the 10 bytes, cut short by closing the connection. An empty reply tells the
+    # client nothing and is not accepted.
+    assert data, "the connection was closed without any response"
+    try:
+        resp, _ = parse_response(data)
+        assert resp.status == 500, resp  # only a 500 may be complete
+    except Incomplete:
+        assert eof, f"connection left open with an incomplete body: {data!r}"
+        assert data.startswith(b"HTTP/1.1 200") and data.endswith(b"0123456789"), data
+    _healthy(server)
+
+
+def test_body_longer_than_content_length_is_not_sent(server):
+    with server.raw() as conn:
+        conn.send(get_request("/long_body") + get_request("/hello"))
+        first = conn.read_response()
+        assert first.status in (200, 500), first
+        if first.status == 200:
+            assert first.body == b"01234"
+        # next on the wire: either a correct response or the end of the connection,
+        # never the extra bytes "5678..."
+        try:
+            second = conn.read_response(timeout=5)
+        except ConnectionError:
+            assert conn.buf == b"", conn.buf
+        else:
+            assert (second.status, second.body) == (200, b"Hello, world!\n")
+    _healthy(server)

@@ -1,0 +1,66 @@
+"""Processes or threads: what prefork and worker mean for concurrent requests."""
+
+from __future__ import annotations
+
+import pytest
+
+from support import APPS, MPMS, RawConnection, run_concurrently
+
+
+def _overlap(a, b) -> bool:
+    return a["start"] < b["end"] and b["start"] < a["end"]
+
+
+def test_prefork_isolates_processes(corral):
+    c = corral(f"{APPS / 'wsgi_app.py'}:application", "--mpm", "prefork", "-w", "2")
+    seen: dict[int, list[int]] = {}
+    for _round in range(2):
+        results = run_concurrently([lambda: c.get("/slow?sleep=1", timeout=20)] * 2)
+        bodies = [r.json() for r in results]
+        assert all(r.status == 200 for r in results)
+        # two requests at once land on two processes, and really run at once
+        assert bodies[0]["pid"] != bodies[1]["pid"], bodies
+        assert _overlap(bodies[0], bodies[1]), bodies
+        for b in bodies:
+            seen.setdefault(b["pid"], []).append(b["counter"])
+    # each process has its own copy of the module-global counter
+    assert len(seen) == 2, seen
+    for pid, counters in seen.items():
+        assert counters == [1, 2], f"pid {pid} counted {counters}: module state is shared or reset"
+    assert set(seen) <= set(c.descendants())
+
+
+def test_worker_threads_share_one_process(corral):
+    c = corral(f"{APPS / 'wsgi_app.py'}:application", "--mpm", "worker", "-w", "1", "--threads", "4")
+    results = run_concurrently([lambda: c.get("/slow?sleep=1", timeout=20)] * 4)
+    assert all(r.status == 200 for r in results)
+    bodies = [r.json() for r in results]
+    assert len({b["pid"] for b in bodies}) == 1, bodies
+    assert len({b["tid"] for b in bodies}) == 4, "four requests at once need four threads"
+    # one module, one counter, incremented by every thread
+    assert sorted(b["counter"] for b in bodies) == [1, 2, 3, 4]
+    for i in range(4):
+        for j in range(i + 1, 4):
+            assert _overlap(bodies[i], bodies[j]), bodies
+
+
+@pytest.mark.parametrize("mpm", list(MPMS))
+def test_many_keepalive_clients(corral, mpm):
+    """16 clients x 10 keep-alive requests each, all at once: every answer right."""
+    c = corral(f"{APPS / 'wsgi_app.py'}:application", *MPMS[mpm])
+
+    def client(i):
+        def run():
+            with RawConnection(c.port, timeout=30) as conn:
+                for j in range(10):
+                    body = f"client {i} request {j}".encode()
+                    conn.send(
+                        f"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
+                    )
+                    r = conn.read_response(timeout=30)
+                    assert (r.status, r.body) == (200, body), r
+            return True
+
+        return run
+
+    assert all(run_concurrently([client(i) for i in range(16)], timeout=60))

@@ -1,0 +1,229 @@
+"""HTTP/1.x handling in the master: malformed input, limits, HTTP/1.0, 100-continue.
+
+Every malformed request is sent on its own raw connection; then the test proves
+the server is still healthy and that the app was never called (the fixture app
+appends every call to a log file).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from support import APPS, CALL_LOG_ENV, RawConnection, parse_response, raw_request, read_lines
+
+LIMIT_REQUEST_LINE = 256
+LIMIT_FIELDS = 20
+LIMIT_FIELD_SIZE = 512
+MAX_BODY = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def call_log(tmp_path_factory):
+    return tmp_path_factory.mktemp("calllog") / "calls.log"
+
+
+@pytest.fixture(scope="module")
+def server(module_corral, call_log):
+    c = module_corral(
+        f"{APPS / 'wsgi_app.py'}:application",
+        "--mpm", "prefork", "-w", "1",
+        "--limit-request-line", LIMIT_REQUEST_LINE,
+        "--limit-request-fields", LIMIT_FIELDS,
+        "--limit-request-field-size", LIMIT_FIELD_SIZE,
+        "--max-body", "1MiB",
+        "--header-timeout", "1s",
+        env={CALL_LOG_ENV: call_log},
+    )
+    yield c
+    c.kill()
+
+
+def _healthy(server, call_log, before):
+    """A normal request works, and it is the only call the app saw."""
+    r = server.get("/hello")
+    assert (r.status, r.body) == (200, b"Hello, world!\n")
+    assert read_lines(call_log) == before + ["GET /hello"], "the app was called by the malformed request"
+
+
+def _first_status(data: bytes):
+    """Status of the first response in data, or None if the server sent nothing."""
+    if not data:
+        return None
+    m = re.match(rb"HTTP/1\.[01] (\d{3})", data)
+    assert m, f"not an HTTP response: {data[:300]!r}"
+    return int(m.group(1))
+
+
+H = "Host: 127.0.0.1\r\n"
+
+MALFORMED = {
+    # name: (request bytes, accepted statuses; None = closed without a response)
+    "garbage-request-line": (b"THIS IS NOT HTTP\r\n\r\n", {400}),
+    "bad-version": (f"GET /hello HTTP/9.9x\r\n{H}\r\n".encode(), {400, 505}),
+    "tls-client-hello": (b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03" + bytes(32) + b"\r\n\r\n", {400, None}),
+    "request-line-too-long": (f"GET /{'a' * (LIMIT_REQUEST_LINE + 100)} HTTP/1.1\r\n{H}\r\n".encode(), {414}),
+    "too-many-headers": (
+        ("GET /hello HTTP/1.1\r\n" + H + "".join(f"X-H{i}: v\r\n" for i in range(LIMIT_FIELDS + 10)) + "\r\n").encode(),
+        {431},
+    ),
+    "header-too-large": (f"GET /hello HTTP/1.1\r\n{H}X-Big: {'b' * (LIMIT_FIELD_SIZE * 2)}\r\n\r\n".encode(), {431}),
+    "header-without-colon": (f"GET /hello HTTP/1.1\r\n{H}NoColonHere\r\n\r\n".encode(), {400}),
+    "space-before-colon": (f"GET /hello HTTP/1.1\r\n{H}X-Bad : v\r\n\r\n".encode(), {400}),
+    "obs-fold": (f"GET /hello HTTP/1.1\r\n{H}X-Fold: a\r\n b\r\n\r\n".encode(), {400}),
+    "content-length-and-transfer-encoding": (
+        f"POST /echo HTTP/1.1\r\n{H}Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n".encode(),
+        {400},
+    ),
+    "two-different-content-lengths": (
+        f"POST /echo HTTP/1.1\r\n{H}Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello!".encode(),
+        {400},
+    ),
+    "content-length-not-a-number": (f"POST /echo HTTP/1.1\r\n{H}Content-Length: abc\r\n\r\nhello".encode(), {400}),
+    "content-length-negative": (f"POST /echo HTTP/1.1\r\n{H}Content-Length: -5\r\n\r\nhello".encode(), {400}),
+    "transfer-encoding-xchunked": (
+        f"POST /echo HTTP/1.1\r\n{H}Transfer-Encoding: xchunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n".encode(),
+        set(range(400, 500)) | {501},
+    ),
+    "transfer-encoding-chunked-identity": (
+        f"POST /echo HTTP/1.1\r\n{H}Transfer-Encoding: chunked, identity\r\n\r\n5\r\nhello\r\n0\r\n\r\n".encode(),
+        set(range(400, 500)) | {501},
+    ),
+    "invalid-chunk-size": (
+        f"POST /echo HTTP/1.1\r\n{H}Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n".encode(),
+        {400, None},
+    ),
+    "body-over-max-body": (
+        f"POST /echo HTTP/1.1\r\n{H}Content-Length: {MAX_BODY + 1}\r\n\r\n".encode(),
+        {413},
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(MALFORMED))
+def test_malformed_request(server, call_log, name):
+    data, accepted = MALFORMED[name]
+    before = read_lines(call_log)
+    with RawConnection(server.port, timeout=10) as conn:
+        conn.send(data)
+        reply = conn.read_until_close(timeout=5)
+    status = _first_status(reply)
+    assert status in accepted, f"{name}: got {status} ({reply[:300]!r}), expected one of {sorted(accepted, key=str)}"
+    if status is not None:
+        assert reply.startswith(b"HTTP/1."), reply
+    time.sleep(0.1)
+    _healthy(server, call_log, before)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap: the 400/431 replies hyper writes itself for unparseable heads carry Date "
+    "but no Server header (hyper offers no hook); corral's own error responses carry both",
+)
+def test_error_responses_carry_server_and_date(server):
+    """Every response, also the master's own error responses, has Server and Date."""
+    missing = []
+    for name, (data, _accepted) in MALFORMED.items():
+        reply = raw_request(server.port, data, timeout=5)
+        if not reply:
+            continue
+        resp, _ = parse_response(reply, eof=True)
+        if not resp.header("Server", "").startswith("corral") or not resp.header("Date"):
+            missing.append(f"{name}: {resp.status} {resp.headers}")
+    assert not missing, "responses without 'Server: corral' or 'Date':\n" + "\n".join(missing)
+
+
+def test_request_line_under_the_limit_is_accepted(server):
+    path = "/hello?" + "q" * (LIMIT_REQUEST_LINE - len("GET /hello? HTTP/1.1") - 8)
+    r = server.get(path)
+    assert r.status == 200
+
+
+def test_body_over_max_body_sent_in_full(server, call_log):
+    """The client sends the whole too-large body at once: still a 413 it can read."""
+    before = read_lines(call_log)
+    with RawConnection(server.port, timeout=10) as conn:
+        conn.send(f"POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {MAX_BODY + 1}\r\n\r\n".encode())
+        try:
+            conn.send(b"x" * (MAX_BODY + 1))
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            pass  # the server may stop reading early; its 413 must still arrive
+        reply = conn.read_until_close(timeout=5)
+    assert _first_status(reply) == 413, reply[:300]
+    _healthy(server, call_log, before)
+
+
+def test_incomplete_head_times_out_with_408(server, call_log):
+    before = read_lines(call_log)
+    with RawConnection(server.port, timeout=10) as conn:
+        conn.send(b"GET /hello HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # no final empty line
+        started = time.monotonic()
+        reply = conn.read_until_close(timeout=6)
+        elapsed = time.monotonic() - started
+    assert _first_status(reply) == 408, f"after {elapsed:.1f}s: {reply!r}"
+    _healthy(server, call_log, before)
+
+
+def test_body_over_max_body_with_100_continue_is_refused_before_the_body(server, call_log):
+    before = read_lines(call_log)
+    with RawConnection(server.port, timeout=10) as conn:
+        conn.send(
+            f"POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {MAX_BODY * 2}\r\n"
+            "Expect: 100-continue\r\n\r\n".encode()
+        )
+        first = conn.read_response(interim=True, timeout=5)
+    assert first.status == 413, first
+    _healthy(server, call_log, before)
+
+
+def test_expect_100_continue(server):
+    body = b"hello world"
+    with RawConnection(server.port, timeout=10) as conn:
+        conn.send(
+            f"POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body)}\r\n"
+            "Expect: 100-continue\r\n\r\n".encode()
+        )
+        interim = conn.read_response(interim=True, timeout=5)
+        assert interim.status == 100, interim
+        assert interim.raw_head.startswith(b"HTTP/1.1 100 Continue\r\n"), interim.raw_head
+        conn.send(body)
+        final = conn.read_response(timeout=10)
+    assert (final.status, final.body) == (200, body)
+
+
+def test_http10_request_closes_the_connection(server):
+    with RawConnection(server.port, timeout=10) as conn:
+        conn.send(b"GET /hello HTTP/1.0\r\n\r\n")
+        data = conn.read_until_close(timeout=5)
+        assert conn.eof, "HTTP/1.0 without keep-alive: the server must close the connection"
+    resp, _ = parse_response(data, eof=True)
+    assert (resp.status, resp.body) == (200, b"Hello, world!\n")
+
+
+def test_http10_keepalive_when_asked(server):
+    with RawConnection(server.port, timeout=10) as conn:
+        for _ in range(2):
+            conn.send(b"GET /hello HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            resp = conn.read_response(timeout=5)
+            assert (resp.status, resp.body) == (200, b"Hello, world!\n")
+            assert resp.header("Content-Length") == "14"
+        assert not conn.eof
+
+
+def test_http10_streaming_is_not_chunked(server):
+    data = raw_request(server.port, b"GET /stream?n=3&delay=0 HTTP/1.0\r\n\r\n", timeout=5)
+    resp, _ = parse_response(data, eof=True)
+    assert resp.status == 200
+    assert "chunked" not in (resp.header("Transfer-Encoding") or "").lower()
+    assert resp.body == b"chunk-0\nchunk-1\nchunk-2\n"
+
+
+def test_connection_close_is_honoured(server):
+    with RawConnection(server.port, timeout=10) as conn:
+        conn.send(b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = conn.read_until_close(timeout=5)
+        assert conn.eof
+    resp, _ = parse_response(data, eof=True)
+    assert resp.status == 200

@@ -1,0 +1,97 @@
+"""Options not covered elsewhere: keep-alive timeout, body buffer, error log, log level,
+processes x threads."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import time
+import uuid
+
+from support import APPS, RawConnection, read_lines, run_concurrently, wait_until
+
+WSGI_APP = f"{APPS / 'wsgi_app.py'}:application"
+
+
+def test_keepalive_timeout_closes_idle_connections(corral):
+    c = corral(WSGI_APP, "--keepalive-timeout", "1s")
+    with c.raw() as conn:
+        conn.send(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert conn.read_response().status == 200
+        started = time.monotonic()
+        assert conn.wait_closed(timeout=6), "idle keep-alive connection still open after 6 s"
+        assert time.monotonic() - started >= 0.5, "closed long before the keep-alive timeout"
+    assert c.get("/hello").status == 200
+
+
+def test_bodies_larger_than_the_body_buffer_are_streamed(corral):
+    c = corral(WSGI_APP, "--body-buffer", "16KiB", "--max-body", "64MiB", "--mpm", "worker", "-w", "1", "--threads", "2")
+    body = os.urandom(10 * 1024 * 1024 + 3)
+    for mode in ("readn", "read", "iter"):
+        r = c.http("POST", f"/echo?mode={mode}", body=body, timeout=60)
+        assert r.status == 200, r
+        assert hashlib.sha256(r.body).digest() == hashlib.sha256(body).digest(), mode
+    # chunked, slow client: several writes with pauses
+    chunks = [os.urandom(50_000) for _ in range(6)]
+    with c.raw(timeout=30) as conn:
+        conn.send(b"POST /echo?mode=readn HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for ch in chunks:
+            conn.send(f"{len(ch):x}\r\n".encode() + ch + b"\r\n")
+            time.sleep(0.05)
+        conn.send(b"0\r\n\r\n")
+        r = conn.read_response(timeout=30)
+    assert r.status == 200
+    assert r.body == b"".join(chunks)
+
+
+def test_max_body_applies_to_chunked_bodies(corral):
+    c = corral(WSGI_APP, "--max-body", "64KiB")
+    with RawConnection(c.port, timeout=10) as conn:
+        conn.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        try:
+            for _ in range(10):
+                conn.send(b"4000\r\n" + b"y" * 0x4000 + b"\r\n")  # 10 x 16 KiB
+            conn.send(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        reply = conn.read_until_close(timeout=5)
+    assert reply.startswith(b"HTTP/1.1 413"), reply[:200]
+
+
+def test_error_log_file(corral, tmp_path):
+    log = tmp_path / "error.log"
+    token = uuid.uuid4().hex
+    c = corral(WSGI_APP, "--error-log", log)
+    assert c.get(f"/raise?token={token}").status == 500
+    wait_until(lambda: f"RuntimeError: boom {token}" in "\n".join(read_lines(log)), 10,
+               message="the traceback in the error log file")
+    text = "\n".join(read_lines(log))
+    assert "Traceback" in text
+    assert re.search(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z ERROR \[pid \d+\]", text, re.M), text
+    assert token not in c.stderr_text(), "--error-log FILE must take the errors off stderr"
+
+
+def test_log_level_filters(corral):
+    c = corral(f"{APPS / 'hello.py'}", "--log-level", "debug")
+    assert c.get("/").status == 200
+    assert c.stop() == 0
+    verbose = c.stderr_text()
+    assert re.search(r"Z (INFO|DEBUG) \[pid \d+\]", verbose), verbose
+
+    c = corral(f"{APPS / 'hello.py'}", "--log-level", "error")
+    assert c.get("/").status == 200
+    assert c.stop() == 0
+    quiet = c.stderr_text()
+    assert not re.search(r"Z (INFO|DEBUG|WARN|WARNING) \[pid", quiet), quiet
+
+
+def test_processes_times_threads(corral):
+    c = corral(WSGI_APP, "--mpm", "worker", "-w", "2", "--threads", "2", "--backlog", "64")
+    env = c.get("/environ").json()
+    assert env["wsgi.multithread"]["value"] is True
+    assert env["wsgi.multiprocess"]["value"] is True
+    results = run_concurrently([lambda: c.get("/slow?sleep=0.8", timeout=20)] * 4)
+    bodies = [r.json() for r in results]
+    assert len({b["pid"] for b in bodies}) == 2, bodies
+    assert len({(b["pid"], b["tid"]) for b in bodies}) == 4, bodies
