@@ -119,7 +119,7 @@ async fn serve(
     let mut flight = InFlight::new(id, lease, pump);
     let pid = flight.pid();
     let head = await_head(&mut flight).await?;
-    Ok((build_response(head, flight), pid))
+    Ok((build_response(head, flight)?, pid))
 }
 
 /// Checks the limits hyper does not, and copies what the worker needs.
@@ -281,14 +281,19 @@ async fn await_head(flight: &mut InFlight) -> Result<ResponseHead, Refusal> {
 }
 
 /// The hyper response for a worker's head. When the whole body is already here (one packet:
-/// head, chunks, end) the slot is released at once and the body is sent as one piece.
-fn build_response(head: ResponseHead, mut flight: InFlight) -> Response<RespBody> {
+/// head, chunks, end) the slot is released at once and the body is sent as one piece; when the
+/// app failed before anything reached the client, the answer is a plain 500.
+fn build_response(head: ResponseHead, mut flight: InFlight) -> Result<Response<RespBody>, Refusal> {
     let body = match take_whole_body(&mut flight) {
-        Some(bytes) => {
+        Whole::Body(bytes) => {
             flight.finish(true);
             RespBody::full(bytes)
         }
-        None => RespBody::worker(WorkerBody::new(flight)),
+        Whole::Failed => {
+            flight.finish(true);
+            return Err(Refusal::AppError);
+        }
+        Whole::NotYet => RespBody::worker(WorkerBody::new(flight)),
     };
     let mut resp = Response::new(body);
     *resp.status_mut() =
@@ -296,10 +301,7 @@ fn build_response(head: ResponseHead, mut flight: InFlight) -> Response<RespBody
     let headers = resp.headers_mut();
     headers.reserve(head.headers.len());
     for (name, value) in head.headers {
-        match (
-            HeaderName::from_bytes(&name),
-            HeaderValue::from_maybe_shared(value),
-        ) {
+        match (HeaderName::from_bytes(&name), HeaderValue::from_maybe_shared(value)) {
             (Ok(n), Ok(v)) => {
                 headers.append(n, v);
             }
@@ -311,26 +313,34 @@ fn build_response(head: ResponseHead, mut flight: InFlight) -> Response<RespBody
             resp.extensions_mut().insert(reason);
         }
     }
-    resp
+    Ok(resp)
 }
 
 fn canonical_reason_differs(status: StatusCode, reason: &[u8]) -> bool {
     status.canonical_reason().map(str::as_bytes) != Some(reason) && !reason.is_empty()
 }
 
-/// If the frames already received are `Chunk*` then `End`, takes them as one body.
-fn take_whole_body(flight: &mut InFlight) -> Option<Bytes> {
+enum Whole {
+    /// `Chunk*` then `End` had all arrived: the whole body.
+    Body(Bytes),
+    /// `Chunk*` then `Failed`: the app broke before any byte reached the client.
+    Failed,
+    /// The response is still coming: stream it.
+    NotYet,
+}
+
+/// Looks at the frames that arrived with the head, without waiting for more.
+fn take_whole_body(flight: &mut InFlight) -> Whole {
     let conn = flight.lease().conn();
     let buffered = conn.buffered();
-    let end = buffered
+    let Some(end) = buffered
         .iter()
-        .position(|m| matches!(m, ToMaster::End { .. }))?;
-    if !buffered
-        .iter()
-        .take(end)
-        .all(|m| matches!(m, ToMaster::Chunk { .. }))
-    {
-        return None;
+        .position(|m| matches!(m, ToMaster::End { .. } | ToMaster::Failed { .. }))
+    else {
+        return Whole::NotYet;
+    };
+    if !buffered.iter().take(end).all(|m| matches!(m, ToMaster::Chunk { .. })) {
+        return Whole::NotYet;
     }
     let mut out = BytesMut::new();
     let mut single = None;
@@ -343,8 +353,10 @@ fn take_whole_body(flight: &mut InFlight) -> Option<Bytes> {
             }
         }
     }
-    conn.take_buffered();
-    Some(single.unwrap_or_else(|| out.freeze()))
+    match conn.take_buffered() {
+        Some(ToMaster::Failed { .. }) => Whole::Failed,
+        _ => Whole::Body(single.unwrap_or_else(|| out.freeze())),
+    }
 }
 
 fn record_for(req: &Request<Incoming>, ctx: &AppCtx, conn: &ConnMeta) -> Record {
