@@ -301,7 +301,10 @@ fn build_response(head: ResponseHead, mut flight: InFlight) -> Result<Response<R
     let headers = resp.headers_mut();
     headers.reserve(head.headers.len());
     for (name, value) in head.headers {
-        match (HeaderName::from_bytes(&name), HeaderValue::from_maybe_shared(value)) {
+        match (
+            HeaderName::from_bytes(&name),
+            HeaderValue::from_maybe_shared(value),
+        ) {
             (Ok(n), Ok(v)) => {
                 headers.append(n, v);
             }
@@ -339,7 +342,11 @@ fn take_whole_body(flight: &mut InFlight) -> Whole {
     else {
         return Whole::NotYet;
     };
-    if !buffered.iter().take(end).all(|m| matches!(m, ToMaster::Chunk { .. })) {
+    if !buffered
+        .iter()
+        .take(end)
+        .all(|m| matches!(m, ToMaster::Chunk { .. }))
+    {
         return Whole::NotYet;
     }
     let mut out = BytesMut::new();
