@@ -51,20 +51,11 @@ pub fn run(ctl: OwnedFd, cfg: ZygoteConfig) -> i32 {
         tracing::warn!("zygote cannot start its own process group: {e}");
     }
     let py = &cfg.python;
-    if let Err(e) = std::env::set_current_dir(&py.chdir) {
-        tracing::error!("cannot change directory to {}: {e}", py.chdir.display());
-        return EXIT_LOAD_FAILED;
-    }
-    let mut sys_path = vec![py.chdir.clone()];
-    sys_path.extend(py.pythonpath.iter().cloned());
-    if let Err(e) = interp::init(&InterpConfig {
-        virtualenv: py.virtualenv.clone(),
-        sys_path,
-    }) {
+    if let Err(e) = start_python(py) {
         return fail_startup(&ctl, e);
     }
     tracing::debug!("Python {}", interp::version());
-    let app_ref = app_ref(&cfg);
+    let app_ref = app_ref(&py.app);
     let app = if py.preload {
         match corral_python::app::load(&app_ref) {
             Ok(app) => Some(app),
@@ -102,8 +93,19 @@ pub fn run(ctl: OwnedFd, cfg: ZygoteConfig) -> i32 {
     control::serve(&mut zygote)
 }
 
-fn app_ref(cfg: &ZygoteConfig) -> AppRef {
-    let app = &cfg.python.app;
+/// Enters the app's directory and starts CPython with the app's `sys.path` and virtualenv.
+fn start_python(py: &corral_config::PythonConfig) -> Result<(), String> {
+    std::env::set_current_dir(&py.chdir)
+        .map_err(|e| format!("cannot change directory to {}: {e}", py.chdir.display()))?;
+    let mut sys_path = vec![py.chdir.clone()];
+    sys_path.extend(py.pythonpath.iter().cloned());
+    interp::init(&InterpConfig {
+        virtualenv: py.virtualenv.clone(),
+        sys_path,
+    })
+}
+
+fn app_ref(app: &corral_config::AppSpec) -> AppRef {
     AppRef {
         source: match &app.target {
             corral_config::AppTarget::Module(m) => AppSource::Module(m.clone()),
@@ -122,18 +124,6 @@ fn fail_startup(ctl: &OwnedFd, message: String) -> i32 {
 
 /// `corral check`: initialise Python and import the app in this process, as the zygote would.
 pub fn check(py: &corral_config::PythonConfig) -> Result<(), String> {
-    std::env::set_current_dir(&py.chdir)
-        .map_err(|e| format!("cannot change directory to {}: {e}", py.chdir.display()))?;
-    let mut sys_path = vec![py.chdir.clone()];
-    sys_path.extend(py.pythonpath.iter().cloned());
-    interp::init(&InterpConfig {
-        virtualenv: py.virtualenv.clone(),
-        sys_path,
-    })?;
-    let cfg = ZygoteConfig {
-        python: py.clone(),
-        multiprocess: false,
-        log_level: "info".into(),
-    };
-    corral_python::app::load(&app_ref(&cfg)).map(drop)
+    start_python(py)?;
+    corral_python::app::load(&app_ref(&py.app)).map(drop)
 }

@@ -95,11 +95,7 @@ fn check(cfg: Config) -> ExitCode {
     if let Err(code) = setup_error_log(&cfg) {
         return code;
     }
-    let mut check_cfg = cfg.clone();
-    check_cfg.pool.workers = 1;
-    check_cfg.pool.threads = 1;
-    check_cfg.python.preload = true;
-    match corral_zygote::check(&check_cfg.python) {
+    match corral_zygote::check(&cfg.python) {
         Ok(()) => {
             println!(
                 "corral: configuration OK, app {} imports",

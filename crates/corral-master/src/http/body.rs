@@ -2,6 +2,7 @@
 //! task that streams a large request body to the worker.
 
 use std::fs::File;
+use std::future::Future;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::pin::Pin;
@@ -226,8 +227,6 @@ impl FileSend {
         Poll::Ready(Ok(Some(Bytes::from(data))))
     }
 }
-
-use std::future::Future;
 
 /// A response body streamed from a worker.
 pub struct WorkerBody {

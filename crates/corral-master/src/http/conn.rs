@@ -79,7 +79,6 @@ pub async fn serve(
         }
     };
     let mut idle_since = Instant::now();
-    let mut head_since: Option<Instant> = None;
     let mut finished_seen = 0;
     let mut stopping = *stop.borrow();
     if stopping {
@@ -91,14 +90,11 @@ pub async fn serve(
         if finished != finished_seen {
             finished_seen = finished;
             idle_since = now;
-            head_since = None;
         }
         let phase = if activity.in_request() {
-            head_since = None;
             Phase::Busy
-        } else if activity.head_bytes.load(Ordering::Acquire) {
-            let started = activity.head_started().map(Instant::from_std);
-            Phase::Head(*head_since.get_or_insert(started.unwrap_or(now)) + http.header_timeout)
+        } else if let Some(started) = activity.head_started() {
+            Phase::Head(Instant::from_std(started) + http.header_timeout)
         } else {
             Phase::Idle(idle_since + idle_limit(finished > 0))
         };
@@ -123,7 +119,7 @@ pub async fn serve(
                         return;
                     }
                     Phase::Idle(t) if now >= t && !activity.in_request()
-                        && !activity.head_bytes.load(Ordering::Acquire) => return,
+                        && activity.head_started().is_none() => return,
                     _ => {}
                 }
             }

@@ -48,7 +48,6 @@ pub async fn handle(
     conn.activity
         .requests_started
         .fetch_add(1, Ordering::AcqRel);
-    conn.activity.head_bytes.store(false, Ordering::Release);
     conn.activity.head_started_ms.store(0, Ordering::Release);
     let id = ctx.next_id.fetch_add(1, Ordering::Relaxed);
     let mut completion = Completion {

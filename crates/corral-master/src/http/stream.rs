@@ -73,14 +73,12 @@ impl Stream {
 pub struct Activity {
     /// The connection's birth; `head_started_ms` counts from here.
     pub born: std::time::Instant,
-    /// When the first byte of the current request head arrived (ms since `born`, plus one;
-    /// 0 = none yet).
+    /// When the first byte of the current request head arrived, as ms since `born` plus one;
+    /// 0 while no head is being received (idle, or a request in progress).
     pub head_started_ms: AtomicU64,
     /// Bumped by the service when a request head has been parsed, and when its response is done.
     pub requests_started: AtomicU64,
     pub requests_finished: AtomicU64,
-    /// Set when bytes arrive while no request is in progress: a head is being received.
-    pub head_bytes: AtomicBool,
     /// Set by the reader when the head being received has ambiguous framing
     /// (see `http::smuggle`); the service refuses that request.
     pub ambiguous_framing: AtomicBool,
@@ -93,7 +91,6 @@ impl Default for Activity {
             head_started_ms: AtomicU64::new(0),
             requests_started: AtomicU64::new(0),
             requests_finished: AtomicU64::new(0),
-            head_bytes: AtomicBool::new(false),
             ambiguous_framing: AtomicBool::new(false),
         }
     }
@@ -135,10 +132,14 @@ impl AsyncRead for ConnIo {
                 Ok(n) => {
                     if n > 0 && !self.activity.in_request() {
                         let this = self.as_mut().get_mut();
-                        if !this.activity.head_bytes.swap(true, Ordering::AcqRel) {
-                            let ms = this.activity.born.elapsed().as_millis() as u64 + 1;
-                            this.activity.head_started_ms.store(ms, Ordering::Release);
-                        }
+                        let ms = this.activity.born.elapsed().as_millis() as u64 + 1;
+                        // Only the first byte of a head sets the clock.
+                        let _ = this.activity.head_started_ms.compare_exchange(
+                            0,
+                            ms,
+                            Ordering::AcqRel,
+                            Ordering::Acquire,
+                        );
                         let epoch = this.activity.requests_started.load(Ordering::Acquire);
                         if epoch != this.scan_epoch {
                             this.scan_epoch = epoch;
