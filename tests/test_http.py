@@ -117,6 +117,23 @@ def test_malformed_request(server, call_log, name):
     _healthy(server, call_log, before)
 
 
+def test_ambiguous_framing_in_a_pipelined_head_is_refused(server, call_log):
+    """A CL+TE head queued behind another request is judged too; a body that merely
+    looks like such a head is not."""
+    before = read_lines(call_log)
+    lookalike = f"GET / HTTP/1.1\r\n{H}Content-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"
+    first = f"POST /echo HTTP/1.1\r\n{H}Content-Length: {len(lookalike)}\r\n\r\n{lookalike}"
+    second = f"POST /echo HTTP/1.1\r\n{H}Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+    with RawConnection(server.port, timeout=10) as conn:
+        conn.send((first + second).encode())
+        reply = conn.read_until_close(timeout=5)
+    echoed, used = parse_response(reply, "POST")
+    assert (echoed.status, echoed.body) == (200, lookalike.encode())
+    assert _first_status(reply[used:]) == 400, reply
+    assert read_lines(call_log) == before + ["POST /echo"]
+    _healthy(server, call_log, before + ["POST /echo"])
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="known gap: the 400/431 replies hyper writes itself for unparseable heads carry Date "

@@ -59,8 +59,7 @@ pub async fn serve(
     let io = TokioIo::new(ConnIo {
         stream: stream.clone(),
         activity: activity.clone(),
-        scan: Default::default(),
-        scan_epoch: 0,
+        framing: Default::default(),
     });
     let svc = service_fn(move |req| handle(req, ctx.clone(), meta.clone()));
     let mut builder = http1::Builder::new();

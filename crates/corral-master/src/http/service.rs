@@ -45,9 +45,11 @@ pub async fn handle(
     ctx: Arc<AppCtx>,
     conn: Arc<ConnMeta>,
 ) -> Result<Response<RespBody>, std::convert::Infallible> {
-    conn.activity
+    let number = conn
+        .activity
         .requests_started
-        .fetch_add(1, Ordering::AcqRel);
+        .fetch_add(1, Ordering::AcqRel)
+        + 1;
     conn.activity.head_started_ms.store(0, Ordering::Release);
     let id = ctx.next_id.fetch_add(1, Ordering::Relaxed);
     let mut completion = Completion {
@@ -58,7 +60,7 @@ pub async fn handle(
         activity: conn.activity.clone(),
         log: ctx.access_log.clone(),
     };
-    let (mut resp, pid) = match serve(req, &ctx, &conn, id).await {
+    let (mut resp, pid) = match serve(req, &ctx, &conn, (id, number)).await {
         Ok(r) => r,
         Err(refusal) => {
             if matches!(refusal, Refusal::WorkerLost | Refusal::AppError) {
@@ -77,13 +79,9 @@ async fn serve(
     req: Request<Incoming>,
     ctx: &AppCtx,
     conn: &ConnMeta,
-    id: u64,
+    (id, number): (u64, u64),
 ) -> Result<(Response<RespBody>, u32), Refusal> {
-    if conn
-        .activity
-        .ambiguous_framing
-        .swap(false, Ordering::AcqRel)
-    {
+    if conn.activity.ambiguous_head.load(Ordering::Acquire) == number {
         return Err(Refusal::BadRequest(
             "both Content-Length and Transfer-Encoding are present",
         ));

@@ -6,13 +6,13 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::http::smuggle::HeadScan;
+use crate::http::smuggle::FramingTracker;
 use tokio::net::{TcpStream, UnixStream};
 
 /// A TCP or Unix client connection.
@@ -79,9 +79,9 @@ pub struct Activity {
     /// Bumped by the service when a request head has been parsed, and when its response is done.
     pub requests_started: AtomicU64,
     pub requests_finished: AtomicU64,
-    /// Set by the reader when the head being received has ambiguous framing
-    /// (see `http::smuggle`); the service refuses that request.
-    pub ambiguous_framing: AtomicBool,
+    /// The number (1-based, as `requests_started` counts) of a request head with ambiguous
+    /// framing, or 0 (see `http::smuggle`); the service refuses that request.
+    pub ambiguous_head: AtomicU64,
 }
 
 impl Default for Activity {
@@ -91,7 +91,7 @@ impl Default for Activity {
             head_started_ms: AtomicU64::new(0),
             requests_started: AtomicU64::new(0),
             requests_finished: AtomicU64::new(0),
-            ambiguous_framing: AtomicBool::new(false),
+            ambiguous_head: AtomicU64::new(0),
         }
     }
 }
@@ -115,9 +115,7 @@ impl Activity {
 pub struct ConnIo {
     pub stream: Arc<Stream>,
     pub activity: Arc<Activity>,
-    pub scan: HeadScan,
-    /// `requests_started` when the scan last restarted.
-    pub scan_epoch: u64,
+    pub framing: FramingTracker,
 }
 
 impl AsyncRead for ConnIo {
@@ -130,8 +128,8 @@ impl AsyncRead for ConnIo {
             ready!(self.stream.poll_read_ready(cx))?;
             match self.stream.try_read(buf.initialize_unfilled()) {
                 Ok(n) => {
-                    if n > 0 && !self.activity.in_request() {
-                        let this = self.as_mut().get_mut();
+                    let this = self.as_mut().get_mut();
+                    if n > 0 && !this.activity.in_request() {
                         let ms = this.activity.born.elapsed().as_millis() as u64 + 1;
                         // Only the first byte of a head sets the clock.
                         let _ = this.activity.head_started_ms.compare_exchange(
@@ -140,17 +138,9 @@ impl AsyncRead for ConnIo {
                             Ordering::AcqRel,
                             Ordering::Acquire,
                         );
-                        let epoch = this.activity.requests_started.load(Ordering::Acquire);
-                        if epoch != this.scan_epoch {
-                            this.scan_epoch = epoch;
-                            this.scan.reset();
-                        }
-                        let fresh = &buf.initialize_unfilled()[..n];
-                        if this.scan.feed(fresh) == Some(true) {
-                            this.activity
-                                .ambiguous_framing
-                                .store(true, Ordering::Release);
-                        }
+                    }
+                    if let Some(head) = this.framing.feed(&buf.initialize_unfilled()[..n]) {
+                        this.activity.ambiguous_head.store(head, Ordering::Release);
                     }
                     buf.advance(n);
                     return Poll::Ready(Ok(()));
