@@ -15,7 +15,7 @@ use hyper_util::rt::TokioIo;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{sleep_until, Instant};
 
-use crate::http::error::REQUEST_TIMEOUT_REPLY;
+use crate::http::error::{http_date_now, Refusal};
 use crate::http::service::{handle, AppCtx, ConnMeta};
 use crate::http::stream::{Activity, ConnIo, Stream};
 
@@ -60,6 +60,7 @@ pub async fn serve(
         stream: stream.clone(),
         activity: activity.clone(),
         framing: Default::default(),
+        replacement: None,
     });
     let svc = service_fn(move |req| handle(req, ctx.clone(), meta.clone()));
     let mut builder = http1::Builder::new();
@@ -113,7 +114,8 @@ pub async fn serve(
                 match phase {
                     Phase::Head(t) if now >= t && !activity.in_request() => {
                         // hyper is no longer polled, so it cannot write concurrently.
-                        let reply = stream.write_all(REQUEST_TIMEOUT_REPLY);
+                        let reply = Refusal::HeadTimeout.raw_reply(&http_date_now());
+                        let reply = stream.write_all(&reply);
                         let _ = tokio::time::timeout(Duration::from_secs(1), reply).await;
                         return;
                     }

@@ -38,7 +38,7 @@ pub struct ConnMeta {
     pub activity: Arc<Activity>,
 }
 
-const SERVER: HeaderValue = HeaderValue::from_static(concat!("corral/", env!("CARGO_PKG_VERSION")));
+const SERVER: HeaderValue = HeaderValue::from_static(crate::http::error::SERVER);
 
 pub async fn handle(
     req: Request<Incoming>,

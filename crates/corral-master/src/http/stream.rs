@@ -12,6 +12,7 @@ use std::task::{ready, Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::http::error::replace_hyper_error_reply;
 use crate::http::smuggle::FramingTracker;
 use tokio::net::{TcpStream, UnixStream};
 
@@ -116,6 +117,46 @@ pub struct ConnIo {
     pub stream: Arc<Stream>,
     pub activity: Arc<Activity>,
     pub framing: FramingTracker,
+    /// corral's own reply standing in for an error reply hyper wrote itself (see
+    /// [`replace_hyper_error_reply`]): the bytes, how many are written, and the length of
+    /// hyper's original to report once done.
+    pub replacement: Option<(Vec<u8>, usize, usize)>,
+}
+
+impl ConnIo {
+    /// Writes corral's reply instead of hyper's own error reply, if `bufs` is one; `None` when
+    /// the bytes are to be written as they are.
+    fn poll_replaced(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Option<Poll<io::Result<usize>>> {
+        if self.replacement.is_none() {
+            let first = bufs.iter().find(|b| !b.is_empty())?;
+            if !first.starts_with(b"HTTP/1.1 4") || self.activity.in_request() {
+                return None;
+            }
+            let bytes: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
+            let reply = replace_hyper_error_reply(&bytes)?;
+            self.replacement = Some((reply, 0, bytes.len()));
+        }
+        let (reply, written, original) = self.replacement.as_mut()?;
+        while *written < reply.len() {
+            match self.stream.poll_write_ready(cx) {
+                Poll::Pending => return Some(Poll::Pending),
+                Poll::Ready(Err(e)) => return Some(Poll::Ready(Err(e))),
+                Poll::Ready(Ok(())) => {}
+            }
+            match self.stream.try_write(&reply[*written..]) {
+                Ok(n) => *written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Some(Poll::Ready(Err(e))),
+            }
+        }
+        let original = *original;
+        self.replacement = None;
+        Some(Poll::Ready(Ok(original)))
+    }
 }
 
 impl AsyncRead for ConnIo {
@@ -158,9 +199,13 @@ impl AsyncWrite for ConnIo {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if let Some(poll) = this.poll_replaced(cx, &[io::IoSlice::new(buf)]) {
+            return poll;
+        }
         loop {
-            ready!(self.stream.poll_write_ready(cx))?;
-            match self.stream.try_write(buf) {
+            ready!(this.stream.poll_write_ready(cx))?;
+            match this.stream.try_write(buf) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 r => return Poll::Ready(r),
             }
@@ -172,9 +217,13 @@ impl AsyncWrite for ConnIo {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if let Some(poll) = this.poll_replaced(cx, bufs) {
+            return poll;
+        }
         loop {
-            ready!(self.stream.poll_write_ready(cx))?;
-            match self.stream.try_write_vectored(bufs) {
+            ready!(this.stream.poll_write_ready(cx))?;
+            match this.stream.try_write_vectored(bufs) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 r => return Poll::Ready(r),
             }
