@@ -730,8 +730,8 @@ def raw_request(port, data: bytes, timeout=5.0, host="127.0.0.1") -> bytes:
         return conn.read_until_close(timeout)
 
 
-def get_request(path="/", host="127.0.0.1", extra="") -> bytes:
-    return f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n".encode("latin-1")
+def get_request(path="/", host="127.0.0.1", extra="", method="GET") -> bytes:
+    return f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n".encode("latin-1")
 
 
 def run_concurrently(funcs, timeout=30.0):

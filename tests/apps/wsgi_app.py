@@ -15,7 +15,9 @@ Routes:
                               them; lazy=1: start_response on first next();
                               empty=1: empty bytestrings in between
   /write                      uses the write() callable, then returns a tail
-  /file?path=&blksize=        wsgi.file_wrapper over the file at path
+  /file?path=&blksize=&offset=&nolength=1
+                              wsgi.file_wrapper over the file at path (from offset;
+                              without Content-Length: chunked)
   /file?path=&nofileno=1&record=   file_wrapper over a file-like without fileno()
   /echo?mode=                 echoes the request body; mode = readn | read |
                               readline | readline_n | readlines | iter
@@ -123,14 +125,16 @@ class NoFilenoReader:
 def file_route(environ, start_response):
     q = _query(environ)
     path = q["path"]
-    size = os.path.getsize(path)
+    offset = int(q.get("offset", 0))
+    size = os.path.getsize(path) - offset
     f = open(path, "rb")
+    f.seek(offset)
     if q.get("nofileno"):
         f = NoFilenoReader(f, q.get("record"))
-    start_response(
-        "200 OK",
-        [("Content-Type", "application/octet-stream"), ("Content-Length", str(size))],
-    )
+    headers = [("Content-Type", "application/octet-stream")]
+    if not q.get("nolength"):
+        headers.append(("Content-Length", str(size)))
+    start_response("200 OK", headers)
     return environ["wsgi.file_wrapper"](f, int(q.get("blksize", 8192)))
 
 

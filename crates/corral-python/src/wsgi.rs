@@ -162,7 +162,7 @@ fn send_file(
     };
     let mut r = responder.borrow_mut(py);
     let len = match r.declared_len {
-        Some(declared) => declared.min(available),
+        Some(declared) => declared.saturating_sub(r.sent).min(available),
         None => available,
     };
     r.ensure_head()?;

@@ -1,7 +1,7 @@
 //! corral's unsafe OS layer (Linux).
 //!
 //! This crate owns every raw system call the project makes outside CPython: `SOCK_SEQPACKET`
-//! socket pairs and packets with file descriptors (`SCM_RIGHTS`), `fork`, the set-up a forked
+//! socket pairs and packets with file descriptors (`SCM_RIGHTS`), `sendfile`, `fork`, the set-up a forked
 //! child needs (process group, parent-death signal, fd hygiene), reaping, signals and process
 //! groups. Each function exposes a safe interface; each `unsafe` block says why it is sound.
 //!
@@ -11,6 +11,7 @@
 pub mod fork;
 pub mod packet;
 pub mod process;
+pub mod sendfile;
 
 pub use fork::{fork, thread_count, Forked};
 pub use packet::{recv_packet, send_packet, seqpacket_pair, set_nonblocking, RecvFlags};
@@ -19,3 +20,4 @@ pub use process::{
     kill_process_group, own_process_group, poll_readable, reap_any, redirect_stderr,
     spawn_with_inherited_fd, unblock_all_signals, Reaped, SignalFd,
 };
+pub use sendfile::sendfile;

@@ -1,10 +1,8 @@
-//! Bodies: the response body streamed from a worker slot (or a file it handed over), and the
+//! Bodies: the response body streamed from a worker slot (or a file it handed over, see
+//! `http::file_send`), and the
 //! task that streams a large request body to the worker.
 
-use std::fs::File;
-use std::future::Future;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -18,11 +16,9 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::http::completion::Completion;
+use crate::http::file_send::{stand_in, FileQueue, FileRange};
 use crate::pool::Lease;
 use crate::slot::SlotWriter;
-
-/// How much of a handed-over file is read per step.
-const FILE_STEP: u64 = 256 * 1024;
 
 /// An error that makes hyper cut the connection (the response cannot be completed).
 #[derive(Debug)]
@@ -184,75 +180,30 @@ async fn drain_until_end(lease: &mut Lease) -> bool {
     }
 }
 
-/// A file the worker handed over (`wsgi.file_wrapper`), read here in steps.
-struct FileSend {
-    file: Arc<File>,
-    offset: u64,
-    remaining: u64,
-    step: Option<JoinHandle<io::Result<Vec<u8>>>>,
-}
-
-impl FileSend {
-    fn poll_step(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<Bytes>>> {
-        if self.remaining == 0 {
-            return Poll::Ready(Ok(None));
-        }
-        let step = self.step.get_or_insert_with(|| {
-            let (file, offset, len) = (
-                self.file.clone(),
-                self.offset,
-                self.remaining.min(FILE_STEP),
-            );
-            tokio::task::spawn_blocking(move || {
-                let mut buf = vec![0u8; len as usize];
-                let n = file.read_at(&mut buf, offset)?;
-                buf.truncate(n);
-                Ok(buf)
-            })
-        });
-        let read = match Pin::new(step).poll(cx) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(r) => r.map_err(io::Error::other).and_then(|r| r),
-        };
-        self.step = None;
-        let data = read?;
-        if data.is_empty() {
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the file handed over by wsgi.file_wrapper is shorter than announced",
-            )));
-        }
-        self.offset += data.len() as u64;
-        self.remaining -= data.len() as u64;
-        Poll::Ready(Ok(Some(Bytes::from(data))))
-    }
-}
-
 /// A response body streamed from a worker.
 pub struct WorkerBody {
     flight: InFlight,
-    file: Option<FileSend>,
+    /// Where handed-over files go, and how many stand-in bytes of the last one are still to
+    /// be yielded (see `http::file_send`).
+    files: Arc<FileQueue>,
+    stand_ins_left: u64,
 }
 
 impl WorkerBody {
-    pub fn new(flight: InFlight) -> WorkerBody {
-        WorkerBody { flight, file: None }
+    pub fn new(flight: InFlight, files: Arc<FileQueue>) -> WorkerBody {
+        WorkerBody {
+            flight,
+            files,
+            stand_ins_left: 0,
+        }
     }
 
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, BodyCut>>> {
         loop {
-            if let Some(file) = &mut self.file {
-                match file.poll_step(cx) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(Ok(Some(data))) => return Poll::Ready(Some(Ok(data))),
-                    Poll::Ready(Ok(None)) => self.file = None,
-                    Poll::Ready(Err(e)) => {
-                        tracing::error!(req = self.flight.id, "cannot send file: {e}");
-                        self.file = None;
-                        return Poll::Ready(Some(Err(BodyCut("file read failed"))));
-                    }
-                }
-                continue;
+            if self.stand_ins_left > 0 {
+                let data = stand_in(self.stand_ins_left);
+                self.stand_ins_left -= data.len() as u64;
+                return Poll::Ready(Some(Ok(data)));
             }
             if self.flight.lease.is_none() {
                 return Poll::Ready(None);
@@ -268,13 +219,12 @@ impl WorkerBody {
                         self.flight.finish(false);
                         return Poll::Ready(Some(Err(BodyCut("File frame without a descriptor"))));
                     };
-                    let file = Arc::new(File::from(fd));
-                    self.file = Some(FileSend {
-                        file,
+                    self.files.push(FileRange {
+                        file: fd,
                         offset,
                         remaining: len,
-                        step: None,
                     });
+                    self.stand_ins_left = len;
                 }
                 Ok(Some(ToMaster::End { .. })) => {
                     self.flight.finish(true);

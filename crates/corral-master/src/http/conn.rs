@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::{sleep_until, Instant};
 
 use crate::http::error::{http_date_now, Refusal};
+use crate::http::file_send::FileQueue;
 use crate::http::service::{handle, AppCtx, ConnMeta};
 use crate::http::stream::{Activity, ConnIo, Stream};
 
@@ -48,12 +49,14 @@ pub async fn serve(
 ) {
     let stream = Arc::new(stream);
     let activity = Arc::new(Activity::default());
+    let files = Arc::new(FileQueue::default());
     let meta = Arc::new(ConnMeta {
         peer_ip: addrs.peer_ip.into(),
         peer_port: addrs.peer_port,
         local_ip: addrs.local_ip.into(),
         local_port: addrs.local_port,
         activity: activity.clone(),
+        files: files.clone(),
     });
     let http = ctx.http.clone();
     let io = TokioIo::new(ConnIo {
@@ -61,11 +64,14 @@ pub async fn serve(
         activity: activity.clone(),
         framing: Default::default(),
         replacement: None,
+        files,
     });
     let svc = service_fn(move |req| handle(req, ctx.clone(), meta.clone()));
     let mut builder = http1::Builder::new();
     builder
         .keep_alive(!http.keepalive_timeout.is_zero())
+        // Body slices must reach ConnIo uncopied: file stand-ins are recognised by address.
+        .writev(true)
         .max_headers(http.limit_request_fields)
         .max_buf_size((http.limit_request_line + 64 * 1024).max(16 * 1024));
     let conn = builder.serve_connection(io, svc);

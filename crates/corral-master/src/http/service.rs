@@ -16,6 +16,7 @@ use crate::access_log::{AccessLog, Record};
 use crate::http::body::{spawn_pump, InFlight, RespBody, WorkerBody};
 use crate::http::completion::Completion;
 use crate::http::error::Refusal;
+use crate::http::file_send::FileQueue;
 use crate::http::stream::Activity;
 use crate::pool::{AcquireError, Pool};
 
@@ -36,6 +37,8 @@ pub struct ConnMeta {
     pub local_ip: Bytes,
     pub local_port: u16,
     pub activity: Arc<Activity>,
+    /// Files for `ConnIo` to `sendfile` (see `http::file_send`).
+    pub files: Arc<FileQueue>,
 }
 
 const SERVER: HeaderValue = HeaderValue::from_static(crate::http::error::SERVER);
@@ -116,7 +119,7 @@ async fn serve(
     let mut flight = InFlight::new(id, lease, pump);
     let pid = flight.pid();
     let head = await_head(&mut flight).await?;
-    Ok((build_response(head, flight)?, pid))
+    Ok((build_response(head, flight, &conn.files)?, pid))
 }
 
 /// Checks the limits hyper does not, and copies what the worker needs.
@@ -280,7 +283,11 @@ async fn await_head(flight: &mut InFlight) -> Result<ResponseHead, Refusal> {
 /// The hyper response for a worker's head. When the whole body is already here (one packet:
 /// head, chunks, end) the slot is released at once and the body is sent as one piece; when the
 /// app failed before anything reached the client, the answer is a plain 500.
-fn build_response(head: ResponseHead, mut flight: InFlight) -> Result<Response<RespBody>, Refusal> {
+fn build_response(
+    head: ResponseHead,
+    mut flight: InFlight,
+    files: &Arc<FileQueue>,
+) -> Result<Response<RespBody>, Refusal> {
     let body = match take_whole_body(&mut flight) {
         Whole::Body(bytes) => {
             flight.finish(true);
@@ -290,7 +297,7 @@ fn build_response(head: ResponseHead, mut flight: InFlight) -> Result<Response<R
             flight.finish(true);
             return Err(Refusal::AppError);
         }
-        Whole::NotYet => RespBody::worker(WorkerBody::new(flight)),
+        Whole::NotYet => RespBody::worker(WorkerBody::new(flight, files.clone())),
     };
     let mut resp = Response::new(body);
     *resp.status_mut() =

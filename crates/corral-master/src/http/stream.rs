@@ -10,9 +10,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use std::os::fd::{AsFd, BorrowedFd};
+
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 
 use crate::http::error::replace_hyper_error_reply;
+use crate::http::file_send::{is_stand_in, FileQueue};
 use crate::http::smuggle::FramingTracker;
 use tokio::net::{TcpStream, UnixStream};
 
@@ -46,6 +49,17 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.try_write(buf),
             Stream::Unix(s) => s.try_write(buf),
+        }
+    }
+    /// One non-blocking write done by `write` on the raw socket, with tokio's readiness kept
+    /// right (`WouldBlock` clears it).
+    fn try_write_with(
+        &self,
+        write: impl FnOnce(BorrowedFd<'_>) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.try_io(Interest::WRITABLE, || write(s.as_fd())),
+            Stream::Unix(s) => s.try_io(Interest::WRITABLE, || write(s.as_fd())),
         }
     }
     fn try_write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
@@ -121,9 +135,40 @@ pub struct ConnIo {
     /// [`replace_hyper_error_reply`]): the bytes, how many are written, and the length of
     /// hyper's original to report once done.
     pub replacement: Option<(Vec<u8>, usize, usize)>,
+    /// Files whose stand-in bytes hyper will write (see `http::file_send`).
+    pub files: Arc<FileQueue>,
 }
 
 impl ConnIo {
+    /// hyper is writing up to `max` stand-in bytes: `sendfile` that many from the file queue.
+    fn poll_send_file(&self, cx: &mut Context<'_>, max: usize) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.stream.poll_write_ready(cx))?;
+            let sent = self.files.with_front(|range| {
+                let Some(range) = range else {
+                    return Err(io::Error::other("file bytes to write but no file queued"));
+                };
+                let count = max.min(usize::try_from(range.remaining).unwrap_or(usize::MAX));
+                let file = range.file.as_fd();
+                let n = self.stream.try_write_with(|sock| {
+                    corral_sys::sendfile(sock, file, &mut range.offset, count)
+                })?;
+                if n == 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the file handed over by wsgi.file_wrapper is shorter than announced",
+                    ));
+                }
+                range.remaining -= n as u64;
+                Ok(n)
+            });
+            match sent {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                r => return Poll::Ready(r),
+            }
+        }
+    }
+
     /// Writes corral's reply instead of hyper's own error reply, if `bufs` is one; `None` when
     /// the bytes are to be written as they are.
     fn poll_replaced(
@@ -200,6 +245,9 @@ impl AsyncWrite for ConnIo {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        if is_stand_in(buf) {
+            return this.poll_send_file(cx, buf.len());
+        }
         if let Some(poll) = this.poll_replaced(cx, &[io::IoSlice::new(buf)]) {
             return poll;
         }
@@ -218,6 +266,13 @@ impl AsyncWrite for ConnIo {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        // Plain bytes up to the first stand-in go out with writev; a stand-in with sendfile.
+        let mut bufs = bufs;
+        match bufs.iter().position(|b| is_stand_in(b)) {
+            Some(0) => return this.poll_send_file(cx, bufs[0].len()),
+            Some(first) => bufs = &bufs[..first],
+            None => {}
+        }
         if let Some(poll) = this.poll_replaced(cx, bufs) {
             return poll;
         }
