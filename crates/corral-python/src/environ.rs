@@ -34,8 +34,32 @@ pub fn template<'py>(
         concat!("corral/", env!("CARGO_PKG_VERSION")),
     )?;
     env.set_item(intern!(py, "SCRIPT_NAME"), "")?;
+    // Keys every request sets get a placeholder here, so that the per-request copy is born
+    // with a hash table big enough for them and the usual headers: setting them then replaces
+    // a value instead of growing (resizing) the table.
+    for key in PER_REQUEST_KEYS {
+        env.set_item(PyString::intern(py, key), "")?;
+    }
     Ok(env)
 }
+
+/// The keys `build` (and the WSGI call) always set.
+const PER_REQUEST_KEYS: [&str; 14] = [
+    "REQUEST_METHOD",
+    "PATH_INFO",
+    "QUERY_STRING",
+    "RAW_URI",
+    "REQUEST_URI",
+    "SERVER_PROTOCOL",
+    "wsgi.url_scheme",
+    "REMOTE_ADDR",
+    "REMOTE_PORT",
+    "SERVER_NAME",
+    "SERVER_PORT",
+    "wsgi.input",
+    "wsgi.errors",
+    "corral.request_id",
+];
 
 /// Decodes bytes as latin-1 (every byte is the code point of the same value).
 pub fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {

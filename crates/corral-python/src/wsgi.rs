@@ -184,6 +184,11 @@ fn send_file(
 
 /// Calls the iterable's `close()` if it has one (PEP 3333 requires it in every case).
 fn close(py: Python<'_>, id: u64, iterable: &Bound<'_, PyAny>) -> PyResult<()> {
+    // Plain lists and tuples (the usual hello-world body) have no close(); asking would cost
+    // a formatted AttributeError per request on Python < 3.13.
+    if iterable.is_exact_instance_of::<PyList>() || iterable.is_exact_instance_of::<PyTuple>() {
+        return Ok(());
+    }
     if !iterable.hasattr(intern!(py, "close")).unwrap_or(false) {
         return Ok(());
     }
