@@ -187,14 +187,29 @@ pub struct WorkerBody {
     /// be yielded (see `http::file_send`).
     files: Arc<FileQueue>,
     stand_ins_left: u64,
+    /// What is left of the response's Content-Length, if it has one: no file range may go
+    /// beyond it (hyper would cut the stand-ins short).
+    declared_left: Option<u64>,
 }
 
 impl WorkerBody {
-    pub fn new(flight: InFlight, files: Arc<FileQueue>) -> WorkerBody {
+    pub fn new(flight: InFlight, files: Arc<FileQueue>, declared: Option<u64>) -> WorkerBody {
         WorkerBody {
             flight,
             files,
             stand_ins_left: 0,
+            declared_left: declared,
+        }
+    }
+
+    fn spend(&mut self, n: u64) -> u64 {
+        match &mut self.declared_left {
+            Some(left) => {
+                let n = n.min(*left);
+                *left -= n;
+                n
+            }
+            None => n,
         }
     }
 
@@ -213,12 +228,16 @@ impl WorkerBody {
                 Poll::Ready(r) => r,
             };
             match next {
-                Ok(Some(ToMaster::Chunk { data, .. })) => return Poll::Ready(Some(Ok(data))),
+                Ok(Some(ToMaster::Chunk { data, .. })) => {
+                    self.spend(data.len() as u64);
+                    return Poll::Ready(Some(Ok(data)));
+                }
                 Ok(Some(ToMaster::File { offset, len, .. })) => {
                     let Some(fd) = self.flight.lease().conn().take_fd() else {
                         self.flight.finish(false);
                         return Poll::Ready(Some(Err(BodyCut("File frame without a descriptor"))));
                     };
+                    let len = self.spend(len);
                     self.files.push(FileRange {
                         file: fd,
                         offset,
@@ -240,6 +259,15 @@ impl WorkerBody {
                     return Poll::Ready(Some(Err(BodyCut("worker lost mid-response"))));
                 }
             }
+        }
+    }
+}
+
+impl Drop for WorkerBody {
+    fn drop(&mut self) {
+        // hyper stopped asking mid-file: those stand-ins will never be written.
+        if self.stand_ins_left > 0 {
+            self.files.shrink_back(self.stand_ins_left);
         }
     }
 }

@@ -18,6 +18,7 @@ use tokio::time::{sleep_until, Instant};
 use crate::http::error::{http_date_now, Refusal};
 use crate::http::file_send::FileQueue;
 use crate::http::service::{handle, AppCtx, ConnMeta};
+use crate::http::smuggle::FramingTracker;
 use crate::http::stream::{Activity, ConnIo, Stream};
 
 /// Where a connection stands, as far as its timers care.
@@ -59,10 +60,11 @@ pub async fn serve(
         files: files.clone(),
     });
     let http = ctx.http.clone();
+    let max_buf_size = (http.limit_request_line + 64 * 1024).max(16 * 1024);
     let io = TokioIo::new(ConnIo {
         stream: stream.clone(),
         activity: activity.clone(),
-        framing: Default::default(),
+        framing: FramingTracker::new(max_buf_size),
         replacement: None,
         files,
     });
@@ -73,7 +75,7 @@ pub async fn serve(
         // Body slices must reach ConnIo uncopied: file stand-ins are recognised by address.
         .writev(true)
         .max_headers(http.limit_request_fields)
-        .max_buf_size((http.limit_request_line + 64 * 1024).max(16 * 1024));
+        .max_buf_size(max_buf_size);
     let conn = builder.serve_connection(io, svc);
     tokio::pin!(conn);
 
@@ -97,7 +99,9 @@ pub async fn serve(
             finished_seen = finished;
             idle_since = now;
         }
-        let phase = if activity.in_request() {
+        let phase = if activity.busy() {
+            // Keep-alive counts from the end of the last response, not from its hand-over.
+            idle_since = now;
             Phase::Busy
         } else if let Some(started) = activity.head_started() {
             Phase::Head(Instant::from_std(started) + http.header_timeout)
@@ -118,14 +122,14 @@ pub async fn serve(
             _ = sleep_until(wake) => {
                 let now = Instant::now();
                 match phase {
-                    Phase::Head(t) if now >= t && !activity.in_request() => {
+                    Phase::Head(t) if now >= t && !activity.busy() => {
                         // hyper is no longer polled, so it cannot write concurrently.
                         let reply = Refusal::HeadTimeout.raw_reply(&http_date_now());
                         let reply = stream.write_all(&reply);
                         let _ = tokio::time::timeout(Duration::from_secs(1), reply).await;
                         return;
                     }
-                    Phase::Idle(t) if now >= t && !activity.in_request()
+                    Phase::Idle(t) if now >= t && !activity.busy()
                         && activity.head_started().is_none() => return,
                     _ => {}
                 }

@@ -10,8 +10,10 @@
 //! the same number of bytes from the front of the queue instead.
 //!
 //! Invariants: ranges are queued in the order their stand-ins are yielded, each range is as
-//! long as its stand-ins, and a stand-in written with an empty queue is an error (the
-//! connection is cut) — stand-in bytes never reach a client.
+//! long as its stand-ins (a body never yields more than the response's Content-Length, so hyper
+//! never cuts one short, and a body dropped early takes back the stand-ins it did not yield),
+//! and a stand-in that does not fit the front range is an error (the connection is cut) —
+//! stand-in bytes never reach a client.
 
 use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
@@ -52,6 +54,17 @@ impl FileQueue {
     pub fn push(&self, range: FileRange) {
         if range.remaining > 0 {
             self.lock().push_back(range);
+        }
+    }
+
+    /// Forgets the last `n` bytes of the newest range: its body will not yield their stand-ins.
+    pub fn shrink_back(&self, n: u64) {
+        let mut queue = self.lock();
+        if let Some(back) = queue.back_mut() {
+            back.remaining = back.remaining.saturating_sub(n);
+            if back.remaining == 0 {
+                queue.pop_back();
+            }
         }
     }
 
@@ -107,6 +120,15 @@ mod tests {
         });
         q.with_front(|r| r.unwrap().remaining -= 2);
         q.with_front(|r| r.unwrap().remaining -= 1);
+        assert!(q.with_front(|r| r.is_none()));
+        q.push(FileRange {
+            file: fd(),
+            offset: 0,
+            remaining: 5,
+        });
+        q.shrink_back(2);
+        assert!(q.with_front(|r| r.unwrap().remaining == 3));
+        q.shrink_back(3);
         assert!(q.with_front(|r| r.is_none()));
     }
 }

@@ -288,6 +288,11 @@ fn build_response(
     mut flight: InFlight,
     files: &Arc<FileQueue>,
 ) -> Result<Response<RespBody>, Refusal> {
+    let declared = head
+        .headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(b"content-length"))
+        .and_then(|(_, v)| std::str::from_utf8(v).ok()?.trim().parse::<u64>().ok());
     let body = match take_whole_body(&mut flight) {
         Whole::Body(bytes) => {
             flight.finish(true);
@@ -297,7 +302,7 @@ fn build_response(
             flight.finish(true);
             return Err(Refusal::AppError);
         }
-        Whole::NotYet => RespBody::worker(WorkerBody::new(flight, files.clone())),
+        Whole::NotYet => RespBody::worker(WorkerBody::new(flight, files.clone(), declared)),
     };
     let mut resp = Response::new(body);
     *resp.status_mut() =

@@ -14,17 +14,24 @@
 //! When the stream stops making sense (a malformed chunk size, a head too large) the tracker
 //! stops following it: hyper rejects such input itself and closes the connection.
 
-/// Heads longer than this are hyper's problem (431); the tracker stops following.
-const MAX_HEAD: usize = 128 * 1024;
-
 /// Follows the framing of the requests on one connection.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FramingTracker {
     state: State,
     head: Vec<u8>,
     heads: u64,
+    /// Heads longer than this are hyper's problem (431); the tracker stops following.
+    max_head: usize,
 }
 
+impl Default for FramingTracker {
+    fn default() -> FramingTracker {
+        FramingTracker::new(128 * 1024)
+    }
+}
+
+/// Where the tracker is in the byte stream. The chunked states mirror hyper's own decoder
+/// (`hyper/src/proto/h1/decode.rs`) byte for byte: where hyper would fail, the tracker is lost.
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
 enum State {
     /// Receiving a request head (leading blank lines are skipped, as hyper does).
@@ -32,19 +39,43 @@ enum State {
     Head,
     /// Inside a body with this many bytes left.
     Fixed(u64),
-    /// Reading a chunk-size line: the size so far, and whether an extension began.
-    ChunkSize { size: u64, digits: u8, in_ext: bool },
+    /// Expecting the first hex digit of a chunk size.
+    ChunkStart,
+    /// Chunk size digits so far.
+    ChunkSize(u64),
+    /// Blanks after the chunk size.
+    ChunkLws(u64),
+    /// A chunk extension, up to its CR.
+    ChunkExt(u64),
+    /// Expecting the LF that ends the chunk-size line.
+    ChunkSizeLf(u64),
     /// Inside chunk data with this many bytes left.
     ChunkData(u64),
-    /// Expecting the CRLF after chunk data; counts the bytes seen.
-    ChunkDataEnd(u8),
-    /// Reading trailer lines after the last chunk; the length of the current line.
-    Trailers(usize),
+    /// Expecting the CR, then the LF, after chunk data.
+    ChunkDataCr,
+    ChunkDataLf,
+    /// After the last chunk: a CR (end) or the first byte of a trailer line.
+    EndCr,
+    /// Inside a trailer line, up to its CR; then its LF.
+    Trailer,
+    TrailerLf,
+    /// Expecting the final LF of the message.
+    EndLf,
     /// No longer following this connection.
     Lost,
 }
 
 impl FramingTracker {
+    /// A tracker for a connection whose heads hyper buffers up to `max_head` bytes.
+    pub fn new(max_head: usize) -> FramingTracker {
+        FramingTracker {
+            state: State::Head,
+            head: Vec::new(),
+            heads: 0,
+            max_head,
+        }
+    }
+
     /// Feeds bytes in the order they were read. Returns the 1-based number of a request head
     /// whose framing is ambiguous, when one completes in these bytes.
     pub fn feed(&mut self, mut bytes: &[u8]) -> Option<u64> {
@@ -74,7 +105,7 @@ impl FramingTracker {
             State::ChunkData(left) => {
                 let n = left.min(bytes.len() as u64);
                 self.state = if n == left {
-                    State::ChunkDataEnd(0)
+                    State::ChunkDataCr
                 } else {
                     State::ChunkData(left - n)
                 };
@@ -89,48 +120,34 @@ impl FramingTracker {
 
     /// One byte of chunk framing (size lines, the CRLF after data, trailers).
     fn chunk_byte(&self, b: u8) -> State {
-        match self.state {
-            State::ChunkSize {
-                size,
-                digits,
-                in_ext,
-            } => match b {
-                b'\n' if digits == 0 => State::Lost,
-                b'\n' if size == 0 => State::Trailers(0),
-                b'\n' => State::ChunkData(size),
-                _ if in_ext => self.state,
-                b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' if digits < 16 => {
-                    let digit = (b as char).to_digit(16).unwrap_or(0) as u64;
-                    State::ChunkSize {
-                        size: size * 16 + digit,
-                        digits: digits + 1,
-                        in_ext,
-                    }
-                }
-                b';' | b' ' | b'\t' | b'\r' => State::ChunkSize {
-                    size,
-                    digits,
-                    in_ext: true,
-                },
-                _ => State::Lost,
-            },
-            State::ChunkDataEnd(seen) => match b {
-                b'\n' => State::ChunkSize {
-                    size: 0,
-                    digits: 0,
-                    in_ext: false,
-                },
-                b'\r' if seen == 0 => State::ChunkDataEnd(1),
-                _ => State::Lost,
-            },
-            State::Trailers(len) => match b {
-                b'\n' if len == 0 => State::Head,
-                b'\n' => State::Trailers(0),
-                b'\r' => State::Trailers(len),
-                _ if len > MAX_HEAD => State::Lost,
-                _ => State::Trailers(len + 1),
-            },
-            other => other,
+        let hex = (b as char).to_digit(16).map(u64::from);
+        let grow = |size: u64, digit: u64| {
+            size.checked_mul(16)
+                .and_then(|s| s.checked_add(digit))
+                .map_or(State::Lost, State::ChunkSize)
+        };
+        match (self.state, b, hex) {
+            (State::ChunkStart, _, Some(digit)) => State::ChunkSize(digit),
+            (State::ChunkSize(size), _, Some(digit)) => grow(size, digit),
+            (State::ChunkSize(size) | State::ChunkLws(size), b'\t' | b' ', _) => {
+                State::ChunkLws(size)
+            }
+            (State::ChunkSize(size) | State::ChunkLws(size), b';', _) => State::ChunkExt(size),
+            (State::ChunkSize(size) | State::ChunkLws(size) | State::ChunkExt(size), b'\r', _) => {
+                State::ChunkSizeLf(size)
+            }
+            (State::ChunkExt(_), b'\n', _) => State::Lost,
+            (State::ChunkExt(size), _, _) => State::ChunkExt(size),
+            (State::ChunkSizeLf(0), b'\n', _) => State::EndCr,
+            (State::ChunkSizeLf(size), b'\n', _) => State::ChunkData(size),
+            (State::ChunkDataCr, b'\r', _) => State::ChunkDataLf,
+            (State::ChunkDataLf, b'\n', _) => State::ChunkStart,
+            (State::EndCr, b'\r', _) => State::EndLf,
+            (State::Trailer, b'\r', _) => State::TrailerLf,
+            (State::EndCr | State::Trailer, _, _) => State::Trailer,
+            (State::TrailerLf, b'\n', _) => State::EndCr,
+            (State::EndLf, b'\n', _) => State::Head,
+            _ => State::Lost,
         }
     }
 
@@ -145,11 +162,11 @@ impl FramingTracker {
             }
         }
         let searched = self.head.len().saturating_sub(2);
-        let room = MAX_HEAD.saturating_sub(self.head.len());
+        let room = self.max_head.saturating_sub(self.head.len());
         let take = bytes.len().min(room.max(1));
         self.head.extend_from_slice(&bytes[..take]);
         let Some(end) = head_end(&self.head, searched) else {
-            if self.head.len() >= MAX_HEAD {
+            if self.head.len() >= self.max_head {
                 self.state = State::Lost;
             }
             return (take, None);
@@ -180,20 +197,18 @@ struct Framing {
     content_length: Option<Option<u64>>,
     transfer_encoding: Option<bool>,
     ambiguous: bool,
-    upgrade: bool,
 }
 
 impl Framing {
     fn of(head: &[u8]) -> Framing {
-        let mut lines = head.split(|&c| c == b'\n');
-        let request_line = lines.next().unwrap_or_default();
         let mut f = Framing {
             content_length: None,
             transfer_encoding: None,
             ambiguous: false,
-            upgrade: request_line.starts_with(b"CONNECT "),
         };
-        for line in lines {
+        // An Upgrade header or CONNECT changes nothing here: hyper frames the request as usual
+        // and, if it really switches protocols, reads no further heads.
+        for line in head.split(|&c| c == b'\n').skip(1) {
             let Some(colon) = line.iter().position(|&c| c == b':') else {
                 continue;
             };
@@ -204,8 +219,6 @@ impl Framing {
             } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
                 let last = value.rsplit(|&c| c == b',').next().unwrap_or_default();
                 f.transfer_encoding = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-            } else if name.eq_ignore_ascii_case(b"upgrade") {
-                f.upgrade = true;
             }
         }
         f.ambiguous = f.content_length.is_some() && f.transfer_encoding.is_some();
@@ -213,15 +226,11 @@ impl Framing {
     }
 
     fn next_state(&self) -> State {
-        if self.ambiguous || self.upgrade {
+        if self.ambiguous {
             return State::Lost;
         }
         match (self.transfer_encoding, self.content_length) {
-            (Some(true), _) => State::ChunkSize {
-                size: 0,
-                digits: 0,
-                in_ext: false,
-            },
+            (Some(true), _) => State::ChunkStart,
             (Some(false), _) | (None, Some(None)) => State::Lost,
             (None, Some(Some(0))) | (None, None) => State::Head,
             (None, Some(Some(n))) => State::Fixed(n),
@@ -290,6 +299,24 @@ mod tests {
         assert_eq!(t.feed(head.as_bytes()), None);
         assert_eq!(t.feed(body), None);
         assert_eq!((t.heads, t.state), (1, State::Head));
+    }
+
+    #[test]
+    fn chunked_edge_cases_follow_hyper() {
+        // Leading zeros in a chunk size; then an Upgrade header (no switch without a 101).
+        let mut t = FramingTracker::default();
+        let stream = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n\
+            00000000000000000005\r\nhello\r\n0\r\n\r\n\
+            GET / HTTP/1.1\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n";
+        assert_eq!(t.feed(stream), None);
+        assert_eq!(t.feed(CLTE), Some(3));
+        // A bare LF after the last chunk starts a trailer line for hyper, so what follows is
+        // trailers up to the blank line, not a new head.
+        let mut t = FramingTracker::default();
+        t.feed(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\n");
+        assert_eq!(t.feed(b"GET /x HTTP/1.1\r\n\r\n"), None);
+        assert_eq!((t.heads, t.state), (1, State::Head));
+        assert_eq!(t.feed(CLTE), Some(2));
     }
 
     #[test]

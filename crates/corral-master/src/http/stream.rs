@@ -6,7 +6,7 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
@@ -94,6 +94,10 @@ pub struct Activity {
     /// Bumped by the service when a request head has been parsed, and when its response is done.
     pub requests_started: AtomicU64,
     pub requests_finished: AtomicU64,
+    /// hyper has response bytes it cannot write because the client is not reading. A request
+    /// counts as finished when its body has been handed to hyper, which can be up to a
+    /// buffer's worth before it is on the wire: the idle timers must not run meanwhile.
+    pub write_blocked: AtomicBool,
     /// The number (1-based, as `requests_started` counts) of a request head with ambiguous
     /// framing, or 0 (see `http::smuggle`); the service refuses that request.
     pub ambiguous_head: AtomicU64,
@@ -106,6 +110,7 @@ impl Default for Activity {
             head_started_ms: AtomicU64::new(0),
             requests_started: AtomicU64::new(0),
             requests_finished: AtomicU64::new(0),
+            write_blocked: AtomicBool::new(false),
             ambiguous_head: AtomicU64::new(0),
         }
     }
@@ -118,6 +123,11 @@ impl Activity {
             0 => None,
             ms => Some(self.born + std::time::Duration::from_millis(ms - 1)),
         }
+    }
+
+    /// A request is being served, or its response is still being written.
+    pub fn busy(&self) -> bool {
+        self.in_request() || self.write_blocked.load(Ordering::Acquire)
     }
 
     pub fn in_request(&self) -> bool {
@@ -140,15 +150,27 @@ pub struct ConnIo {
 }
 
 impl ConnIo {
+    /// Waits until the socket may take more bytes, noting in `activity` when it is full.
+    fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let poll = self.stream.poll_write_ready(cx);
+        self.activity
+            .write_blocked
+            .store(poll.is_pending(), Ordering::Release);
+        poll
+    }
+
     /// hyper is writing up to `max` stand-in bytes: `sendfile` that many from the file queue.
     fn poll_send_file(&self, cx: &mut Context<'_>, max: usize) -> Poll<io::Result<usize>> {
         loop {
-            ready!(self.stream.poll_write_ready(cx))?;
+            ready!(self.poll_writable(cx))?;
             let sent = self.files.with_front(|range| {
                 let Some(range) = range else {
                     return Err(io::Error::other("file bytes to write but no file queued"));
                 };
-                let count = max.min(usize::try_from(range.remaining).unwrap_or(usize::MAX));
+                if range.remaining < max as u64 {
+                    return Err(io::Error::other("file stand-ins and file ranges disagree"));
+                }
+                let count = max;
                 let file = range.file.as_fd();
                 let n = self.stream.try_write_with(|sock| {
                     corral_sys::sendfile(sock, file, &mut range.offset, count)
@@ -178,29 +200,34 @@ impl ConnIo {
     ) -> Option<Poll<io::Result<usize>>> {
         if self.replacement.is_none() {
             let first = bufs.iter().find(|b| !b.is_empty())?;
-            if !first.starts_with(b"HTTP/1.1 4") || self.activity.in_request() {
+            // hyper's own reply is one short head; anything longer is not it.
+            if first.len() > 160 || !first.starts_with(b"HTTP/1.1 4") || self.activity.in_request()
+            {
                 return None;
             }
             let bytes: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
             let reply = replace_hyper_error_reply(&bytes)?;
             self.replacement = Some((reply, 0, bytes.len()));
         }
-        let (reply, written, original) = self.replacement.as_mut()?;
-        while *written < reply.len() {
-            match self.stream.poll_write_ready(cx) {
+        loop {
+            let (reply, written, original) = self.replacement.as_ref()?;
+            if *written >= reply.len() {
+                let original = *original;
+                self.replacement = None;
+                return Some(Poll::Ready(Ok(original)));
+            }
+            match self.poll_writable(cx) {
                 Poll::Pending => return Some(Poll::Pending),
                 Poll::Ready(Err(e)) => return Some(Poll::Ready(Err(e))),
                 Poll::Ready(Ok(())) => {}
             }
+            let (reply, written, _) = self.replacement.as_mut()?;
             match self.stream.try_write(&reply[*written..]) {
                 Ok(n) => *written += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 Err(e) => return Some(Poll::Ready(Err(e))),
             }
         }
-        let original = *original;
-        self.replacement = None;
-        Some(Poll::Ready(Ok(original)))
     }
 }
 
@@ -252,7 +279,7 @@ impl AsyncWrite for ConnIo {
             return poll;
         }
         loop {
-            ready!(this.stream.poll_write_ready(cx))?;
+            ready!(this.poll_writable(cx))?;
             match this.stream.try_write(buf) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 r => return Poll::Ready(r),
@@ -277,7 +304,7 @@ impl AsyncWrite for ConnIo {
             return poll;
         }
         loop {
-            ready!(this.stream.poll_write_ready(cx))?;
+            ready!(this.poll_writable(cx))?;
             match this.stream.try_write_vectored(bufs) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 r => return Poll::Ready(r),
