@@ -136,6 +136,9 @@ impl Activity {
     }
 }
 
+/// The most read from the client per call (see `ConnIo::poll_read`).
+const READ_STEP: usize = 16 * 1024;
+
 /// The hyper I/O object: the shared socket plus activity tracking.
 pub struct ConnIo {
     pub stream: Arc<Stream>,
@@ -239,7 +242,10 @@ impl AsyncRead for ConnIo {
     ) -> Poll<io::Result<()>> {
         loop {
             ready!(self.stream.poll_read_ready(cx))?;
-            match self.stream.try_read(buf.initialize_unfilled()) {
+            // hyper's buffer arrives uninitialised each time and safe code must zero what it
+            // reads into: zero (and read) at most READ_STEP bytes, not hyper's whole buffer.
+            let room = buf.remaining().min(READ_STEP);
+            match self.stream.try_read(buf.initialize_unfilled_to(room)) {
                 Ok(n) => {
                     let this = self.as_mut().get_mut();
                     if n > 0 && !this.activity.in_request() {
@@ -252,10 +258,11 @@ impl AsyncRead for ConnIo {
                             Ordering::Acquire,
                         );
                     }
-                    if let Some(head) = this.framing.feed(&buf.initialize_unfilled()[..n]) {
+                    let start = buf.filled().len();
+                    buf.advance(n);
+                    if let Some(head) = this.framing.feed(&buf.filled()[start..]) {
                         this.activity.ambiguous_head.store(head, Ordering::Release);
                     }
-                    buf.advance(n);
                     return Poll::Ready(Ok(()));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
