@@ -156,9 +156,7 @@ fn request_head(
     }
     let content_length = match parts.headers.get(header::CONTENT_LENGTH) {
         Some(v) => Some(
-            std::str::from_utf8(v.as_bytes())
-                .ok()
-                .and_then(|s| s.trim().parse::<u64>().ok())
+            parse_content_length(v.as_bytes())
                 .ok_or(Refusal::BadRequest("invalid Content-Length"))?,
         ),
         None if parts.headers.contains_key(header::TRANSFER_ENCODING) => None,
@@ -181,6 +179,11 @@ fn request_head(
         script_name: ctx.script_name.clone(),
         content_length,
     })
+}
+
+/// A Content-Length value (request or response), if it is a plain decimal number.
+fn parse_content_length(value: &[u8]) -> Option<u64> {
+    std::str::from_utf8(value).ok()?.trim().parse().ok()
 }
 
 /// Reads up to `--body-buffer` bytes of the body before a worker is involved, so that slow
@@ -292,7 +295,7 @@ fn build_response(
         .headers
         .iter()
         .find(|(name, _)| name.eq_ignore_ascii_case(b"content-length"))
-        .and_then(|(_, v)| std::str::from_utf8(v).ok()?.trim().parse::<u64>().ok());
+        .and_then(|(_, v)| parse_content_length(v));
     let body = match take_whole_body(&mut flight) {
         Whole::Body(bytes) => {
             flight.finish(true);

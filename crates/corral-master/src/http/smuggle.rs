@@ -94,22 +94,10 @@ impl FramingTracker {
         match self.state {
             State::Head => return self.step_head(bytes),
             State::Fixed(left) => {
-                let n = left.min(bytes.len() as u64);
-                self.state = if n == left {
-                    State::Head
-                } else {
-                    State::Fixed(left - n)
-                };
-                return (n as usize, None);
+                return skip_body(&mut self.state, left, bytes.len(), State::Head)
             }
             State::ChunkData(left) => {
-                let n = left.min(bytes.len() as u64);
-                self.state = if n == left {
-                    State::ChunkDataCr
-                } else {
-                    State::ChunkData(left - n)
-                };
-                return (n as usize, None);
+                return skip_body(&mut self.state, left, bytes.len(), State::ChunkDataCr)
             }
             State::Lost => return (bytes.len(), None),
             _ => {}
@@ -181,6 +169,18 @@ impl FramingTracker {
         let verdict = framing.ambiguous.then_some(self.heads);
         (take - unused, verdict)
     }
+}
+
+/// Consumes up to `left` body bytes of the `available` ones; moves to `then` when the body
+/// (or chunk) is done, else counts down in the same state.
+fn skip_body(state: &mut State, left: u64, available: usize, then: State) -> (usize, Option<u64>) {
+    let n = left.min(available as u64);
+    *state = match *state {
+        _ if n == left => then,
+        State::Fixed(_) => State::Fixed(left - n),
+        _ => State::ChunkData(left - n),
+    };
+    (n as usize, None)
 }
 
 /// The index just past the blank line ending a head (`\n\n` or `\n\r\n`), searching from `from`.

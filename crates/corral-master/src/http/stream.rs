@@ -278,20 +278,8 @@ impl AsyncWrite for ConnIo {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        if is_stand_in(buf) {
-            return this.poll_send_file(cx, buf.len());
-        }
-        if let Some(poll) = this.poll_replaced(cx, &[io::IoSlice::new(buf)]) {
-            return poll;
-        }
-        loop {
-            ready!(this.poll_writable(cx))?;
-            match this.stream.try_write(buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                r => return Poll::Ready(r),
-            }
-        }
+        // One path for both: stand-ins and hyper's error replies are handled there.
+        self.poll_write_vectored(cx, &[io::IoSlice::new(buf)])
     }
 
     fn poll_write_vectored(
