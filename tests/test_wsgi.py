@@ -74,11 +74,13 @@ def test_unknown_route_is_the_apps_404(server):
     assert r.body == b"not found\n"
 
 
-def test_streaming_generator_is_chunked_and_incremental(server):
-    """Chunks are forwarded as the generator yields them, with chunked encoding."""
+@pytest.mark.parametrize("framing", ["chunked", "length"])
+def test_streaming_generator_is_incremental(server, framing):
+    """Chunks are forwarded as the generator yields them: chunked, or within a declared length."""
     n, delay = 4, 0.3
+    length = "&length=1" if framing == "length" else ""
     with server.raw() as conn:
-        conn.send(get_request(f"/stream?n={n}&delay={delay}"))
+        conn.send(get_request(f"/stream?n={n}&delay={delay}{length}"))
         seen = {}
         deadline = time.monotonic() + 15
         while f"chunk-{n - 1}" not in seen:
@@ -88,10 +90,15 @@ def test_streaming_generator_is_chunked_and_incremental(server):
                 if f"chunk-{i}".encode() in conn.buf and f"chunk-{i}" not in seen:
                     seen[f"chunk-{i}"] = time.monotonic()
         resp = conn.read_response(timeout=5)
+    body = b"".join(f"chunk-{i}\n".encode() for i in range(n))
     assert resp.status == 200
-    assert resp.header("Content-Length") is None
-    assert resp.header("Transfer-Encoding", "").lower() == "chunked", resp.headers
-    assert resp.body == b"".join(f"chunk-{i}\n".encode() for i in range(n))
+    if framing == "chunked":
+        assert resp.header("Content-Length") is None
+        assert resp.header("Transfer-Encoding", "").lower() == "chunked", resp.headers
+    else:
+        assert resp.header("Content-Length") == str(len(body)), resp.headers
+        assert resp.header("Transfer-Encoding") is None, resp.headers
+    assert resp.body == body
     # generated over >= 0.9 s: had the server buffered the body, all would arrive at once
     assert seen[f"chunk-{n - 1}"] - seen["chunk-0"] >= 0.5, seen
 
@@ -166,6 +173,24 @@ def test_file_wrapper_to_a_slow_reader(server, tmp_path):
     assert r.body == data
 
 
+def _traced_by_strace(server, syscalls, action):
+    """(action(), strace's log of `syscalls` in the master's threads while it ran)."""
+    trace = subprocess.Popen(
+        ["strace", "-f", "-e", f"trace={syscalls}", "-p", str(server.pid)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        time.sleep(1.0)  # strace attaches to every thread
+        result = action()
+        time.sleep(0.3)
+    finally:
+        trace.terminate()
+        log = trace.communicate(timeout=10)[1]
+    if "Operation not permitted" in log:
+        pytest.skip("ptrace is not permitted here")
+    return result, log
+
+
 @pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace")
 def test_file_wrapper_is_sent_with_sendfile_by_the_master(server, tmp_path):
     if server.validated:
@@ -173,21 +198,24 @@ def test_file_wrapper_is_sent_with_sendfile_by_the_master(server, tmp_path):
     path = tmp_path / "payload.bin"
     data = os.urandom(1_000_000)
     path.write_bytes(data)
-    trace = subprocess.Popen(
-        ["strace", "-f", "-e", "trace=sendfile", "-p", str(server.pid)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        time.sleep(1.0)  # strace attaches to every thread
-        assert server.get(f"/file?path={path}").body == data
-        time.sleep(0.3)
-    finally:
-        trace.terminate()
-        log = trace.communicate(timeout=10)[1]
-    if "Operation not permitted" in log:
-        pytest.skip("ptrace is not permitted here")
+    r, log = _traced_by_strace(server, "sendfile", lambda: server.get(f"/file?path={path}"))
+    assert r.body == data
     sent = sum(int(n) for n in re.findall(r"sendfile\(.*\) = (\d+)", log))
     assert sent == len(data), log[-2000:]
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace")
+def test_one_piece_streamed_body_comes_back_in_one_packet(server):
+    """Frameworks return one-piece bodies as iterators (Flask's ClosingIterator, Django's
+    HttpResponse). When that piece completes the declared Content-Length, the worker sends
+    head, body and end in one IPC packet, and the master sends it nothing but the request:
+    no second packet to wait for, no Abort waking the worker for nothing."""
+    r, log = _traced_by_strace(server, "sendmsg,recvmsg", lambda: server.get("/stream?n=1&delay=0&length=1"))
+    assert (r.status, r.body, r.header("Content-Length")) == (200, b"chunk-0\n", "8")
+    received = re.findall(r"recvmsg\(.*\) = (\d+)", log)
+    sent = re.findall(r"sendmsg\(.*\) = (\d+)", log)
+    assert len(received) == 1, log[-3000:]
+    assert len(sent) == 1, log[-3000:]
 
 
 def test_file_wrapper_file_like_without_fileno(server, tmp_path):

@@ -82,12 +82,15 @@ def stream(environ, start_response):
     delay = float(q.get("delay", 0.1))
     lazy = q.get("lazy") == "1"  # start_response called on the first next()
     empty = q.get("empty") == "1"  # empty bytestrings between the chunks
+    headers = [("Content-Type", "text/plain")]
+    if q.get("length") == "1":  # declare the Content-Length up front
+        headers.append(("Content-Length", str(sum(len(f"chunk-{i}\n") for i in range(n)))))
     if not lazy:
-        start_response("200 OK", [("Content-Type", "text/plain")])
+        start_response("200 OK", headers)
 
     def generate():
         if lazy:
-            start_response("200 OK", [("Content-Type", "text/plain")])
+            start_response("200 OK", headers)
         for i in range(n):
             if i and delay:
                 time.sleep(delay)

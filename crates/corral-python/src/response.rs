@@ -21,6 +21,17 @@ const HOP_BY_HOP: [&str; 8] = [
     "upgrade",
 ];
 
+/// When `StartResponse::send_body` sends what it has queued.
+#[derive(Clone, Copy)]
+pub(crate) enum Flush {
+    /// At once (`write()`: PEP 3333 wants the data on its way before it returns).
+    Now,
+    /// At once, unless these bytes complete the declared Content-Length (streamed iterables).
+    UnlessBodyComplete,
+    /// With the end of the response (lists and tuples: the whole body is already known).
+    Later,
+}
+
 /// The state of one response, behind `start_response` and `write`.
 #[pyclass(module = "corral", name = "StartResponse")]
 pub struct StartResponse {
@@ -68,11 +79,28 @@ impl StartResponse {
         Ok(())
     }
 
-    /// Queues body bytes (after the head), trimmed to the declared Content-Length.
-    pub(crate) fn send_body(&mut self, py: Python<'_>, data: &[u8], flush: bool) -> PyResult<()> {
+    /// Queues body bytes (after the head), trimmed to the declared Content-Length, and sends
+    /// them at once if `flush` asks for it. Returns whether a flush happened.
+    ///
+    /// Bytes that complete the declared Content-Length are never flushed alone: the body is
+    /// whole, and what remains (the iterable's end, `close()`, the `End` frame) follows at
+    /// once, so the master gets head, body and end in one packet and can release the slot
+    /// without waiting. Frameworks return one-piece bodies as iterators, not lists (Flask's
+    /// `ClosingIterator`, Django's `HttpResponse`), so this is their usual path.
+    pub(crate) fn send_body(
+        &mut self,
+        py: Python<'_>,
+        data: &[u8],
+        flush: Flush,
+    ) -> PyResult<bool> {
         self.ensure_head()?;
         let data = self.trim_to_declared(data);
         self.sent += data.len() as u64;
+        let flush = match flush {
+            Flush::Now => true,
+            Flush::UnlessBodyComplete => self.declared_len != Some(self.sent),
+            Flush::Later => false,
+        };
         let io = self.io.clone();
         py.detach(|| {
             let mut io = io
@@ -84,7 +112,7 @@ impl StartResponse {
             if flush {
                 io.flush()?;
             }
-            Ok(())
+            Ok(flush)
         })
         .map_err(io_err)
     }
@@ -204,7 +232,8 @@ impl WriteFn {
         // PEP 3333: write() must send the data before it returns.
         self.response
             .borrow_mut(py)
-            .send_body(py, bytes.as_bytes(), true)
+            .send_body(py, bytes.as_bytes(), Flush::Now)
+            .map(drop)
     }
 }
 

@@ -11,7 +11,7 @@ use crate::environ::{self, ProcessFacts};
 use crate::errors::{log_exception, ErrorStream};
 use crate::file_wrapper::{self, FileWrapper};
 use crate::input::InputStream;
-use crate::response::{io_err, StartResponse};
+use crate::response::{io_err, Flush, StartResponse};
 use crate::{Outcome, SharedTransport};
 
 /// What a slot thread keeps between requests: the environ template of its interpreter.
@@ -104,7 +104,8 @@ fn failure(py: Python<'_>, responder: &Py<StartResponse>) -> Outcome {
 }
 
 /// Sends the body the iterable produces. Lists and tuples are sent in one go; other iterables
-/// (generators) are flushed piece by piece so that streaming really streams.
+/// (generators) are flushed piece by piece so that streaming really streams, except for the
+/// piece that completes a declared Content-Length (see `Flush::UnlessBodyComplete`).
 fn consume(
     py: Python<'_>,
     id: u64,
@@ -117,7 +118,11 @@ fn consume(
                 return Ok(outcome);
             }
         }
-        let stream = !(iterable.is_instance_of::<PyList>() || iterable.is_instance_of::<PyTuple>());
+        let flush = if iterable.is_instance_of::<PyList>() || iterable.is_instance_of::<PyTuple>() {
+            Flush::Later
+        } else {
+            Flush::UnlessBodyComplete
+        };
         for item in iterable.try_iter()? {
             let item = item?;
             let bytes = item.cast::<PyBytes>().map_err(|_| {
@@ -133,8 +138,8 @@ fn consume(
                 continue;
             }
             let mut r = responder.borrow_mut(py);
-            r.send_body(py, bytes.as_bytes(), stream)?;
-            if stream && client_gone(&r) {
+            let flushed = r.send_body(py, bytes.as_bytes(), flush)?;
+            if flushed && client_gone(&r) {
                 return Ok(Outcome::ClientGone);
             }
         }

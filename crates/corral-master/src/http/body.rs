@@ -102,6 +102,10 @@ pub struct InFlight {
     pub id: u64,
     lease: Option<Lease>,
     pump: Option<Pump>,
+    /// The worker has produced the whole declared body (hyper stopped asking because the
+    /// Content-Length is met): if this is dropped before `End`, the worker is finishing
+    /// normally, so wait for `End` without an `Abort` (which would only wake it for nothing).
+    delivered: bool,
 }
 
 impl InFlight {
@@ -110,6 +114,7 @@ impl InFlight {
             id,
             lease: Some(lease),
             pump,
+            delivered: false,
         }
     }
 
@@ -150,10 +155,9 @@ impl Drop for InFlight {
         };
         let pump = self.pump.take();
         let id = self.id;
+        let abort = !self.delivered;
         tokio::spawn(async move {
-            let mut out = BytesMut::new();
-            encode(&ToWorker::Abort { id }, &mut out);
-            let sent = lease.conn().send(&out).await.is_ok();
+            let sent = !abort || send_abort(&mut lease, id).await;
             let healthy = sent && drain_until_end(&mut lease).await;
             if let Some(mut pump) = pump {
                 if let Some(c) = pump.cancel.take() {
@@ -166,6 +170,12 @@ impl Drop for InFlight {
             }
         });
     }
+}
+
+async fn send_abort(lease: &mut Lease, id: u64) -> bool {
+    let mut out = BytesMut::new();
+    encode(&ToWorker::Abort { id }, &mut out);
+    lease.conn().send(&out).await.is_ok()
 }
 
 /// Discards the rest of an aborted response; false if the slot broke on the way.
@@ -268,6 +278,8 @@ impl Drop for WorkerBody {
         // hyper stopped asking mid-file: those stand-ins will never be written.
         if self.stand_ins_left > 0 {
             self.files.shrink_back(self.stand_ins_left);
+        } else if self.declared_left == Some(0) {
+            self.flight.delivered = true;
         }
     }
 }
