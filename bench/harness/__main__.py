@@ -14,7 +14,7 @@ import sys
 import tempfile
 
 from . import machine, report, runner, servers
-from .scenarios import BY_NAME, SCENARIOS
+from .scenarios import BY_NAME, LAYOUTS, SCENARIOS
 
 BENCH = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(BENCH, ".data")
@@ -27,8 +27,9 @@ def options(argv):
                    help="comma-separated: " + ",".join(s.name for s in SCENARIOS) + " (default: all)")
     p.add_argument("-S", "--servers", type=csv, default=servers.FAMILIES,
                    help="comma-separated: " + ",".join(servers.FAMILIES) + " (default: all)")
-    p.add_argument("-g", "--groups", type=csv, default=["p2", "t8"],
-                   help="layouts: p2 (2 processes x 1 thread), t8 (1 process x 8 threads); default both")
+    p.add_argument("-g", "--groups", type=csv, default=list(LAYOUTS),
+                   help="layouts: p2 (2 processes x 1 thread), t8 (1 process x 8 threads), p4 (4 processes"
+                        " x 1 thread: the mixed scenario only); default all")
     p.add_argument("-d", "--duration", type=int, default=10, help="seconds per measured wrk run (10)")
     p.add_argument("-r", "--repetitions", type=int, default=3, help="repetitions per server (3)")
     p.add_argument("-c", "--connections", type=int, default=64, help="wrk connections (64)")
@@ -61,7 +62,7 @@ def options(argv):
         if s not in servers.FAMILIES:
             p.error(f"unknown server {s}")
     for g in o.groups:
-        if g not in ("p2", "t8"):
+        if g not in LAYOUTS:
             p.error(f"unknown group {g}")
     return o
 

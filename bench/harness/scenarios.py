@@ -35,8 +35,8 @@ SCENARIOS = [
     Scenario("flask", "flask_json", "wrk", "Flask JSON", columns=WRK_COLS),
     Scenario("django", "djbench.wsgi", "wrk", "Django: template from a SQLite query", columns=WRK_COLS),
     Scenario("mixed", "mixed", "mixed", "mixed: 5 % of requests sleep 200 ms; p99 of the fast ones",
-             metric="fast_p99_ms", unit="ms (fast p99)", higher_better=False, lua="mixed.lua",
-             ready_path="/fast",
+             groups=("p4", "p2", "t8"), metric="fast_p99_ms", unit="ms (fast p99)", higher_better=False,
+             lua="mixed.lua", ready_path="/fast",
              columns=[("fast p99 ms", "fast_p99_ms", "{:.2f}"), ("fast p50 ms", "fast_p50_ms", "{:.2f}"),
                       ("slow p50 ms", "slow_p50_ms", "{:.1f}"), ("req/s", "rps", "{:,.0f}"),
                       ("fast / slow requests", "fast_slow_n", "{}"), ("unmatched", "unmatched", "{:.0f}"),
@@ -63,5 +63,6 @@ SCENARIOS = [
 ]
 
 BY_NAME = {s.name: s for s in SCENARIOS}
-GROUP_TITLES = {"p2": "2 processes x 1 thread", "t8": "1 process x 8 threads",
+LAYOUTS = ("p2", "t8", "p4")  # the -g choices; "m4" (memory) always runs with its scenario
+GROUP_TITLES = {"p2": "2 processes x 1 thread", "t8": "1 process x 8 threads", "p4": "4 processes x 1 thread",
                 "m4": "1 vs 4 single-threaded workers"}
