@@ -8,7 +8,7 @@ use std::task::{ready, Context, Poll};
 
 use bytes::BytesMut;
 use corral_proto::{decode_to_master, ToMaster, MAX_PACKET};
-use corral_sys::{recv_packet, send_packet, RecvFlags};
+use corral_sys::{recv_packet_into, send_packet, RecvFlags};
 use tokio::io::unix::AsyncFd;
 
 /// Identifies one worker process for the master's whole life (pids can be reused).
@@ -41,8 +41,14 @@ pub struct SlotConn {
     inbox: VecDeque<ToMaster>,
     /// Descriptors received with `File` frames, in arrival order.
     fds: VecDeque<OwnedFd>,
-    recv_buf: Box<[u8]>,
+    /// Packets are received into this buffer's spare room and split off it, so the frames
+    /// decoded from one (response bodies) share its memory instead of being copied out.
+    rx: BytesMut,
 }
+
+/// How much receive buffer a slot allocates at a time: room for several whole packets, so
+/// small packets (the usual case) seldom allocate.
+const RX_ARENA: usize = 4 * MAX_PACKET;
 
 impl SlotConn {
     pub fn new(fd: OwnedFd, worker: WorkerId) -> io::Result<SlotConn> {
@@ -53,7 +59,7 @@ impl SlotConn {
             pid: 0,
             inbox: VecDeque::new(),
             fds: VecDeque::new(),
-            recv_buf: vec![0u8; MAX_PACKET].into_boxed_slice(),
+            rx: BytesMut::with_capacity(RX_ARENA),
         })
     }
 
@@ -75,9 +81,11 @@ impl SlotConn {
             }
             let mut guard = ready!(self.fd.poll_read_ready(cx))?;
             let mut fds = Vec::new();
-            let buf = &mut self.recv_buf;
-            let got = guard
-                .try_io(|fd| recv_packet(fd.get_ref().as_fd(), buf, &mut fds, RecvFlags::DontWait));
+            let rx = &mut self.rx;
+            let got = guard.try_io(|fd| {
+                let fd = fd.get_ref().as_fd();
+                recv_packet_into(fd, rx, MAX_PACKET, &mut fds, RecvFlags::DontWait)
+            });
             let n = match got {
                 Ok(r) => r?,
                 Err(_would_block) => continue,
@@ -86,7 +94,7 @@ impl SlotConn {
             if n == 0 {
                 return Poll::Ready(Ok(None));
             }
-            let mut packet = BytesMut::from(&self.recv_buf[..n]);
+            let mut packet = self.rx.split();
             while let Some(m) = decode_to_master(&mut packet).map_err(invalid)? {
                 self.inbox.push_back(m);
             }

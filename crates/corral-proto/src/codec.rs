@@ -61,6 +61,15 @@ pub fn decode<M: Decode>(buf: &mut BytesMut) -> Result<Option<M>, DecodeError> {
     Ok(Some(msg))
 }
 
+/// Encodes `ToMaster::Chunk { id, data }` straight from a borrowed slice (the worker's
+/// body bytes live in Python objects; building a `Bytes` first would copy them twice).
+pub fn encode_chunk(id: u64, data: &[u8], out: &mut BytesMut) {
+    frame(out, 4, |o| {
+        o.put_u64_le(id);
+        put_bytes(o, data);
+    })
+}
+
 pub fn decode_to_worker(buf: &mut BytesMut) -> Result<Option<ToWorker>, DecodeError> {
     decode(buf)
 }
@@ -263,10 +272,7 @@ impl Encode for ToMaster {
                 o.put_u64_le(*id);
                 put_response_head(o, head);
             }),
-            ToMaster::Chunk { id, data } => frame(out, 4, |o| {
-                o.put_u64_le(*id);
-                put_bytes(o, data);
-            }),
+            ToMaster::Chunk { id, data } => encode_chunk(*id, data, out),
             ToMaster::File { id, offset, len } => frame(out, 5, |o| {
                 o.put_u64_le(*id);
                 o.put_u64_le(*offset);

@@ -34,7 +34,7 @@ pub mod head;
 pub mod msg;
 
 pub use codec::{decode, decode_from_zygote, decode_to_master, decode_to_worker, decode_to_zygote};
-pub use codec::{encode, Decode, DecodeError, Encode};
+pub use codec::{encode, encode_chunk, Decode, DecodeError, Encode};
 pub use head::{RequestHead, ResponseHead};
 pub use msg::{ExitStatus, FailKind, FromZygote, ToMaster, ToWorker, ToZygote};
 

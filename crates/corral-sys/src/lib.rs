@@ -1,20 +1,24 @@
 //! corral's unsafe OS layer (Linux).
 //!
 //! This crate owns every raw system call the project makes outside CPython: `SOCK_SEQPACKET`
-//! socket pairs and packets with file descriptors (`SCM_RIGHTS`), `sendfile`, `fork`, the set-up a forked
-//! child needs (process group, parent-death signal, fd hygiene), reaping, signals and process
-//! groups. Each function exposes a safe interface; each `unsafe` block says why it is sound.
+//! socket pairs and packets with file descriptors (`SCM_RIGHTS`), `sendfile`, `fork`, the
+//! set-up a forked child needs (process group, parent-death signal, fd hygiene), reaping,
+//! signals and process groups, and glibc's allocator settings. Each function exposes a safe interface; each `unsafe` block says why it is sound.
 //!
 //! It must not know about Python, HTTP, the IPC messages or configuration types: it deals in file
 //! descriptors, pids and byte slices only.
 
 pub mod fork;
+pub mod malloc;
 pub mod packet;
 pub mod process;
 pub mod sendfile;
 
 pub use fork::{fork, thread_count, Forked};
-pub use packet::{recv_packet, send_packet, seqpacket_pair, set_nonblocking, RecvFlags};
+pub use malloc::keep_freed_heap;
+pub use packet::{
+    recv_packet, recv_packet_into, send_packet, seqpacket_pair, set_nonblocking, RecvFlags,
+};
 pub use process::{
     adopt_inherited_fd, block_signals, child_setup, exit_now, getpid, ignore_sigpipe, kill_pid,
     kill_process_group, own_process_group, poll_readable, reap_any, redirect_stderr,

@@ -1,6 +1,8 @@
 //! `SOCK_SEQPACKET` socket pairs and packets that may carry file descriptors.
 
 use std::io;
+
+use bytes::BytesMut;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 /// The most descriptors one packet may carry (one per slot of a worker process).
@@ -104,15 +106,55 @@ pub fn recv_packet(
     fds: &mut Vec<OwnedFd>,
     how: RecvFlags,
 ) -> io::Result<usize> {
+    // SAFETY: `buf` is a live, writable slice of `buf.len()` bytes.
+    unsafe { recv_raw(sock, buf.as_mut_ptr(), buf.len(), fds, how) }
+}
+
+/// Receives one packet of at most `max` bytes and appends it to `buf`, straight into its spare
+/// capacity: no zero-filling and no copy. Frames decoded from the packet can then share its
+/// memory (`BytesMut::split` + `freeze`). Otherwise as `recv_packet`.
+pub fn recv_packet_into(
+    sock: BorrowedFd<'_>,
+    buf: &mut BytesMut,
+    max: usize,
+    fds: &mut Vec<OwnedFd>,
+    how: RecvFlags,
+) -> io::Result<usize> {
+    buf.reserve(max);
+    let spare = buf.spare_capacity_mut();
+    // SAFETY: `spare` is writable memory of at least `max` bytes (reserved above) owned by
+    // `buf`; the kernel writes at most `max` bytes into it and reads none.
+    let n = unsafe { recv_raw(sock, spare.as_mut_ptr().cast(), max, fds, how)? };
+    // SAFETY: recvmsg initialised the first `n` bytes of the spare capacity (n <= max).
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
+}
+
+/// Room for the control message of a packet carrying `MAX_FDS_PER_PACKET` descriptors, as
+/// `u64`s so that the `cmsghdr` inside is aligned.
+const CONTROL_WORDS: usize = (MAX_FDS_PER_PACKET * std::mem::size_of::<RawFd>()) / 8 + 4;
+
+/// recvmsg(2) of one packet into `len` bytes at `data`.
+///
+/// # Safety
+/// `data` must point at `len` writable bytes that stay valid for the call.
+unsafe fn recv_raw(
+    sock: BorrowedFd<'_>,
+    data: *mut u8,
+    len: usize,
+    fds: &mut Vec<OwnedFd>,
+    how: RecvFlags,
+) -> io::Result<usize> {
     let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr() as *mut libc::c_void,
-        iov_len: buf.len(),
+        iov_base: data as *mut libc::c_void,
+        iov_len: len,
     };
+    let mut control = [0u64; CONTROL_WORDS];
     // SAFETY: CMSG_SPACE only computes a size.
     let space =
         unsafe { libc::CMSG_SPACE((MAX_FDS_PER_PACKET * std::mem::size_of::<RawFd>()) as u32) }
             as usize;
-    let mut control = vec![0u8; space];
+    debug_assert!(space <= std::mem::size_of_val(&control));
     // SAFETY: an all-zero msghdr is a valid empty header.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
@@ -123,7 +165,8 @@ pub fn recv_packet(
     if how == RecvFlags::DontWait {
         flags |= libc::MSG_DONTWAIT;
     }
-    // SAFETY: msg points at live, writable buffers of the sizes it states.
+    // SAFETY: msg points at live, writable buffers of the sizes it states (`data` by the
+    // caller's promise, `control` on this stack frame).
     let n = cvt_size(unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, flags) })?;
     take_fds(&msg, fds);
     if msg.msg_flags & libc::MSG_TRUNC != 0 {
@@ -180,6 +223,23 @@ mod tests {
         let mut s = String::new();
         got.read_to_string(&mut s).unwrap();
         assert_eq!(s, "passed along");
+    }
+
+    #[test]
+    fn packets_received_into_spare_capacity_are_appended() {
+        let (a, b) = seqpacket_pair().unwrap();
+        send_packet(a.as_fd(), b"first", &[]).unwrap();
+        send_packet(a.as_fd(), b"second", &[]).unwrap();
+        let mut buf = BytesMut::new();
+        let mut fds = Vec::new();
+        let n = recv_packet_into(b.as_fd(), &mut buf, 64, &mut fds, RecvFlags::Wait).unwrap();
+        let first = buf.split().freeze();
+        let m = recv_packet_into(b.as_fd(), &mut buf, 64, &mut fds, RecvFlags::Wait).unwrap();
+        assert_eq!((n, &first[..]), (5, &b"first"[..]));
+        assert_eq!((m, &buf[..]), (6, &b"second"[..]));
+        send_packet(a.as_fd(), &[7u8; 65], &[]).unwrap();
+        let err = recv_packet_into(b.as_fd(), &mut buf, 64, &mut fds, RecvFlags::Wait);
+        assert_eq!(err.unwrap_err().kind(), io::ErrorKind::InvalidData);
     }
 
     #[test]

@@ -10,11 +10,11 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use bytes::{Bytes, BytesMut};
 use corral_proto::{
-    decode_to_worker, encode, Encode, FailKind, RequestHead, ResponseHead, ToMaster, ToWorker,
-    MAX_CHUNK, MAX_PACKET, WIRE_VERSION,
+    decode_to_worker, encode, encode_chunk, Encode, FailKind, RequestHead, ResponseHead, ToMaster,
+    ToWorker, MAX_CHUNK, MAX_PACKET, WIRE_VERSION,
 };
 use corral_python::{Outcome, Transport};
-use corral_sys::{recv_packet, send_packet, RecvFlags};
+use corral_sys::{recv_packet_into, send_packet, RecvFlags};
 
 /// What the slot thread should do next.
 pub(crate) enum Next {
@@ -26,11 +26,16 @@ pub(crate) enum Next {
     Closed,
 }
 
+/// How much receive buffer a slot allocates at a time (room for several whole packets).
+const RX_ARENA: usize = 4 * MAX_PACKET;
+
 pub struct SlotChannel {
     sock: OwnedFd,
     /// Decoded frames not yet consumed.
     inbox: VecDeque<ToWorker>,
-    recv_buf: Vec<u8>,
+    /// Packets land in this buffer's spare room and are split off it: the request body frames
+    /// decoded from a packet share its memory instead of being copied out.
+    rx: BytesMut,
     /// Frames waiting to be sent as one packet.
     outbox: BytesMut,
     /// The request being served, and where its body and life stand.
@@ -44,7 +49,7 @@ impl SlotChannel {
         SlotChannel {
             sock,
             inbox: VecDeque::new(),
-            recv_buf: vec![0; MAX_PACKET],
+            rx: BytesMut::with_capacity(RX_ARENA),
             outbox: BytesMut::with_capacity(MAX_PACKET),
             current: 0,
             body_done: true,
@@ -69,11 +74,11 @@ impl SlotChannel {
     /// Returns false at end of stream.
     fn receive(&mut self, how: RecvFlags) -> io::Result<bool> {
         let mut fds = Vec::new();
-        let n = recv_packet(self.sock.as_fd(), &mut self.recv_buf, &mut fds, how)?;
+        let n = recv_packet_into(self.sock.as_fd(), &mut self.rx, MAX_PACKET, &mut fds, how)?;
         if n == 0 {
             return Ok(false);
         }
-        let mut packet = BytesMut::from(&self.recv_buf[..n]);
+        let mut packet = self.rx.split();
         while let Some(msg) = decode_to_worker(&mut packet).map_err(invalid)? {
             self.inbox.push_back(msg);
         }
@@ -210,11 +215,7 @@ impl Transport for SlotChannel {
             self.reserve(CHUNK_OVERHEAD + data.len().min(MAX_CHUNK))?;
             let room = (MAX_PACKET - self.outbox.len()).saturating_sub(CHUNK_OVERHEAD);
             let n = data.len().min(room).min(MAX_CHUNK);
-            let msg = ToMaster::Chunk {
-                id: self.current,
-                data: Bytes::copy_from_slice(&data[..n]),
-            };
-            encode(&msg, &mut self.outbox);
+            encode_chunk(self.current, &data[..n], &mut self.outbox);
             data = &data[n..];
         }
         Ok(())

@@ -19,6 +19,7 @@ const EXIT_CONFIG: u8 = 2;
 const EXIT_LOAD_FAILED: u8 = 3;
 
 fn main() -> ExitCode {
+    corral_sys::keep_freed_heap();
     let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
     let env = |name: &str| std::env::var(name).ok();
     match corral_config::parse_invocation(std::env::args_os(), &env, &cwd) {
