@@ -38,6 +38,9 @@ def options(argv):
                    help="split: server on CPU 0, load generators on CPU 1 (default); none: unpinned")
     p.add_argument("--slow-conns", type=int, default=1000, help="slow clients (1000)")
     p.add_argument("--slow-interval", type=float, default=3.0, help="seconds between their header bytes (3)")
+    p.add_argument("--slow-cpu", choices=["server", "load"], default="server",
+                   help="where the slow clients run under split pinning: server (CPU 0, beside the server,"
+                        " taking its CPU time from it; default) or load (CPU 1, beside wrk)")
     p.add_argument("--load-max", type=float, default=0.7, help="1-min load to wait for before a scenario (0.7)")
     p.add_argument("--max-wait", type=float, default=600, help="longest wait for that, seconds (600)")
     p.add_argument("--idle-min", type=float, default=90, help="CPU idle %% wanted before each run (90)")

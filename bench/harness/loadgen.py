@@ -71,7 +71,7 @@ def run_wrk(url, conns, seconds, outfile, cpus=None, lua=None, lua_args=(), time
 
 
 class SlowClients:
-    """bench/harness/slowclients.py as a child process, pinned with the load generator."""
+    """bench/harness/slowclients.py as a child process, pinned to `cpus` (see --slow-cpu)."""
 
     def __init__(self, python, port, conns, interval, limit_s, cpus, log):
         script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "slowclients.py")

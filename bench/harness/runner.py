@@ -22,6 +22,9 @@ class Runner:
     def __init__(self, opts, paths, outdir, log):
         self.o, self.paths, self.log = opts, paths, log
         self.srv_cpus, self.gen_cpus = opts.srv_cpus, opts.gen_cpus
+        # Slow clients beside wrk delay wrk's wake-ups and so measure the load generator as much
+        # as the server (bench/README.md, "slowclients"); beside the server they cost it CPU.
+        self.slow_cpus = opts.srv_cpus if opts.slow_cpu == "server" else opts.gen_cpus
         self.logs = os.path.join(outdir, "logs")
         os.makedirs(self.logs, exist_ok=True)
         self.raw = open(os.path.join(outdir, "raw.jsonl"), "a")
@@ -76,7 +79,7 @@ class Runner:
             base = r
             slow = loadgen.SlowClients(os.path.join(self.paths.venv, "bin", "python"), live.port,
                                        self.o.slow_conns, self.o.slow_interval, self.o.duration * 3 + 120,
-                                       self.gen_cpus, os.path.join(self.logs, tag + "-slowclients.log"))
+                                       self.slow_cpus, os.path.join(self.logs, tag + "-slowclients.log"))
             try:
                 ready = slow.wait_ready(40)
                 r = self.timed_wrk(live, conns, self.o.duration, tag + "-slow", lua, args, timeout, slow.popen)
