@@ -65,7 +65,7 @@ impl Pool {
 
     /// Leases a slot, waiting in FIFO order if none is idle.
     pub async fn acquire(self: &Arc<Self>) -> Result<Lease, AcquireError> {
-        let rx = {
+        let mut waiting = {
             let mut st = self.lock();
             if let Some(conn) = take_least_busy(&mut st) {
                 return Ok(Lease::new(self.clone(), conn));
@@ -75,9 +75,12 @@ impl Pool {
             }
             let (tx, rx) = oneshot::channel();
             st.waiters.push_back(tx);
-            rx
+            Waiting {
+                pool: self.clone(),
+                rx,
+            }
         };
-        match rx.await {
+        match (&mut waiting.rx).await {
             Ok(conn) => Ok(Lease::new(self.clone(), conn)),
             Err(_) => Err(AcquireError::Closed),
         }
@@ -172,6 +175,24 @@ fn take_least_busy(st: &mut State) -> Option<SlotConn> {
     Some(conn)
 }
 
+/// A request's place in the queue. If the request is dropped (its client left) after a slot
+/// was handed to it but before it took the slot, the slot goes back to the pool: dropped with
+/// the channel, it would close the slot's socket and so retire a healthy worker process (and,
+/// under `worker`, the requests in flight on its other slots).
+struct Waiting {
+    pool: Arc<Pool>,
+    rx: oneshot::Receiver<SlotConn>,
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.rx.close();
+        if let Ok(conn) = self.rx.try_recv() {
+            self.pool.release(conn, true);
+        }
+    }
+}
+
 /// A leased slot. Dropping it returns the slot to the pool (or discards it if marked broken).
 pub struct Lease {
     pool: Arc<Pool>,
@@ -220,6 +241,8 @@ impl Drop for Lease {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsFd;
+    use std::time::Duration;
 
     fn slots(worker: WorkerId, n: usize) -> (Vec<SlotConn>, Vec<std::os::fd::OwnedFd>) {
         let mut ours = Vec::new();
@@ -265,6 +288,36 @@ mod tests {
         drop(held);
         assert_eq!(first.await.unwrap(), Ok(1));
         assert_eq!(second.await.unwrap(), Ok(2));
+    }
+
+    #[tokio::test]
+    async fn a_request_that_leaves_the_queue_after_being_handed_a_slot_gives_it_back() {
+        let (pool, _events) = Pool::new(10);
+        let (a, theirs) = slots(1, 1);
+        pool.add_worker(a);
+        let held = pool.acquire().await.unwrap();
+        let mut waiting = Box::pin(pool.acquire());
+        let queued = tokio::time::timeout(Duration::ZERO, &mut waiting).await;
+        assert!(queued.is_err(), "the second request must wait");
+        drop(held); // the slot is handed to the waiting request...
+        drop(waiting); // ...which leaves (its client went away) before taking it
+        let again = tokio::time::timeout(Duration::from_secs(5), pool.acquire()).await;
+        assert!(
+            matches!(again, Ok(Ok(_))),
+            "the slot must be back in the pool"
+        );
+        let mut buf = [0u8; 16];
+        let peer = corral_sys::recv_packet(
+            theirs[0].as_fd(),
+            &mut buf,
+            &mut Vec::new(),
+            corral_sys::RecvFlags::DontWait,
+        );
+        assert_eq!(
+            peer.unwrap_err().kind(),
+            std::io::ErrorKind::WouldBlock,
+            "the worker's end of the slot must still be open"
+        );
     }
 
     #[tokio::test]
