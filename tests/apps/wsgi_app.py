@@ -357,6 +357,27 @@ def headers_route(environ, start_response):
     return [body]
 
 
+def big(environ, start_response):
+    """?kib=N: N KiB generated in 64 KiB pieces (a large response that is not a file)."""
+    q = _query(environ)
+    left = int(q.get("kib", 1024)) * 1024
+    piece = b"z" * 65536
+    start_response("200 OK", [("Content-Type", "application/octet-stream"),
+                              ("Content-Length", str(left))])
+    record = q.get("record")
+
+    def generate():
+        nonlocal left
+        try:
+            while left > 0:
+                yield piece[:left]
+                left -= len(piece)
+        finally:
+            _append(record, "generator-closed")
+
+    return generate()
+
+
 def not_found(environ, start_response):
     return _text(start_response, "not found\n", status="404 Not Found")
 
@@ -380,6 +401,7 @@ ROUTES = {
     "/environ": environ_route,
     "/sysinfo": sysinfo,
     "/headers": headers_route,
+    "/big": big,
 }
 
 

@@ -135,6 +135,12 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "DURATION", help_heading = "HTTP")]
     pub header_timeout: Option<String>,
 
+    /// How long a client may leave its response unread (no byte accepted) before the
+    /// connection is closed and the worker released [default: 60s] (nginx send_timeout,
+    /// Apache Timeout)
+    #[arg(long, value_name = "DURATION", help_heading = "HTTP")]
+    pub send_timeout: Option<String>,
+
     /// Longest request line in bytes, 1 to 65535; longer gets 414 [default: 8190]
     /// (gunicorn --limit-request-line)
     #[arg(long, value_name = "N", help_heading = "HTTP")]
@@ -190,6 +196,7 @@ impl ServeArgs {
             (Key::BodyBuffer, self.body_buffer),
             (Key::KeepaliveTimeout, self.keepalive_timeout),
             (Key::HeaderTimeout, self.header_timeout),
+            (Key::SendTimeout, self.send_timeout),
             (Key::LimitRequestLine, self.limit_request_line),
             (Key::LimitRequestFields, self.limit_request_fields),
             (Key::LimitRequestFieldSize, self.limit_request_field_size),

@@ -80,6 +80,9 @@ pub struct HttpConfig {
     /// Time a client gets to send a complete request head (slowloris defence); never zero.
     /// Exceeding it -> 408.
     pub header_timeout: Duration,
+    /// How long a response may sit unwritten because the client reads nothing (nginx
+    /// send_timeout); then the connection is closed and the worker told to stop. Never zero.
+    pub send_timeout: Duration,
     /// Longest request line in bytes (gunicorn --limit-request-line); above it -> 414.
     pub limit_request_line: usize,
     /// Most header fields in one request (gunicorn --limit-request-fields); above it -> 431.
@@ -96,6 +99,7 @@ impl Default for HttpConfig {
             body_buffer: defaults::BODY_BUFFER,
             keepalive_timeout: defaults::KEEPALIVE_TIMEOUT,
             header_timeout: defaults::HEADER_TIMEOUT,
+            send_timeout: defaults::SEND_TIMEOUT,
             limit_request_line: defaults::LIMIT_REQUEST_LINE,
             limit_request_fields: defaults::LIMIT_REQUEST_FIELDS,
             limit_request_field_size: defaults::LIMIT_REQUEST_FIELD_SIZE,
@@ -290,6 +294,8 @@ pub(crate) mod defaults {
     pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
     /// Long enough for slow mobile clients, short enough to shed slowloris connections.
     pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+    /// nginx send_timeout and Apache Timeout: a client that reads nothing for a minute is gone.
+    pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
     /// gunicorn's defaults for the three request-head limits.
     pub const LIMIT_REQUEST_LINE: usize = 8190;
     pub const LIMIT_REQUEST_FIELDS: usize = 100;

@@ -20,6 +20,7 @@ pub(crate) enum Key {
     BodyBuffer,
     KeepaliveTimeout,
     HeaderTimeout,
+    SendTimeout,
     LimitRequestLine,
     LimitRequestFields,
     LimitRequestFieldSize,
@@ -51,7 +52,7 @@ pub(crate) enum Kind {
 pub(crate) const CONFIG_ENV: &str = "CORRAL_CONFIG";
 
 impl Key {
-    pub(crate) const ALL: [Key; 23] = [
+    pub(crate) const ALL: [Key; 24] = [
         Key::App,
         Key::Bind,
         Key::Backlog,
@@ -68,6 +69,7 @@ impl Key {
         Key::BodyBuffer,
         Key::KeepaliveTimeout,
         Key::HeaderTimeout,
+        Key::SendTimeout,
         Key::LimitRequestLine,
         Key::LimitRequestFields,
         Key::LimitRequestFieldSize,
@@ -96,6 +98,7 @@ impl Key {
             Key::BodyBuffer => "body-buffer",
             Key::KeepaliveTimeout => "keepalive-timeout",
             Key::HeaderTimeout => "header-timeout",
+            Key::SendTimeout => "send-timeout",
             Key::LimitRequestLine => "limit-request-line",
             Key::LimitRequestFields => "limit-request-fields",
             Key::LimitRequestFieldSize => "limit-request-field-size",
@@ -117,7 +120,10 @@ impl Key {
             | Key::LimitRequestFields
             | Key::LimitRequestFieldSize => Kind::Int,
             Key::MaxBody | Key::BodyBuffer => Kind::Size,
-            Key::GracefulTimeout | Key::KeepaliveTimeout | Key::HeaderTimeout => Kind::Duration,
+            Key::GracefulTimeout
+            | Key::KeepaliveTimeout
+            | Key::HeaderTimeout
+            | Key::SendTimeout => Kind::Duration,
             Key::Preload => Kind::Bool,
             Key::App
             | Key::Mpm

@@ -110,6 +110,7 @@ fn http(raw: &RawConfig) -> Result<HttpConfig, ConfigError> {
     out.body_buffer = parsed(raw, Key::BodyBuffer, parse_size)?.unwrap_or(out.body_buffer);
     out.keepalive_timeout = duration(raw, Key::KeepaliveTimeout)?.unwrap_or(out.keepalive_timeout);
     out.header_timeout = parsed(raw, Key::HeaderTimeout, positive)?.unwrap_or(out.header_timeout);
+    out.send_timeout = parsed(raw, Key::SendTimeout, positive)?.unwrap_or(out.send_timeout);
     if let Some(n) = int_in(raw, Key::LimitRequestLine, 1, 65535)? {
         out.limit_request_line = to_usize(n);
     }

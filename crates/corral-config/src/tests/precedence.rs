@@ -21,6 +21,7 @@ fn defaults() {
     assert_eq!(c.http.body_buffer, 1 << 20);
     assert_eq!(c.http.keepalive_timeout, Duration::from_secs(5));
     assert_eq!(c.http.header_timeout, Duration::from_secs(10));
+    assert_eq!(c.http.send_timeout, Duration::from_secs(60));
     assert_eq!(c.http.limit_request_line, 8190);
     assert_eq!(c.http.limit_request_fields, 100);
     assert_eq!(c.http.limit_request_field_size, 8190);

@@ -188,6 +188,7 @@ fn durations() {
     assert_eq!(c.http.header_timeout, Duration::from_millis(500));
     assert_eq!(c.pool.graceful_timeout, Duration::from_secs(90));
     assert!(err(&["--header-timeout", "0"]).contains("must be more than zero"));
+    assert!(err(&["--send-timeout", "0"]).contains("must be more than zero"));
     assert!(err(&["--graceful-timeout", "soon"])
         .contains("for --graceful-timeout: not a valid duration"));
 }

@@ -1,7 +1,10 @@
 //! One client connection: hyper's HTTP/1.1 state machine plus corral's own timers.
 //!
 //! hyper's header-read timeout closes silently; corral wants a `408` for a client that stalls
-//! inside its request head (slowloris) and a silent close for an idle keep-alive connection.
+//! inside its request head (slowloris), a silent close for an idle keep-alive connection, and a
+//! close for a client that stops reading its response (`--send-timeout`: dropping hyper's
+//! connection drops the response body, which tells the worker to stop, so one such client
+//! cannot hold a worker for ever).
 //! So the timers live here: the task sleeps until the next deadline that the connection's
 //! [`Activity`] implies, and re-checks.
 
@@ -25,6 +28,9 @@ use crate::http::stream::{Activity, ConnIo, Stream};
 enum Phase {
     /// Serving a request: no timer (request timeouts are the dispatcher's business).
     Busy,
+    /// A response is waiting for the client to read: it must take a byte by this deadline,
+    /// else the connection is closed (and the worker producing the response told to stop).
+    Stalled(Instant),
     /// Part of a request head has arrived: it must be complete by this deadline, else 408.
     Head(Instant),
     /// Nothing pending: close silently at this deadline.
@@ -68,6 +74,7 @@ pub async fn serve(
         replacement: None,
         files,
     });
+    let client = meta.clone(); // for the send-timeout warning
     let svc = service_fn(move |req| handle(req, ctx.clone(), meta.clone()));
     let mut builder = http1::Builder::new();
     builder
@@ -99,7 +106,10 @@ pub async fn serve(
             finished_seen = finished;
             idle_since = now;
         }
-        let phase = if activity.busy() {
+        let phase = if let Some(since) = activity.write_blocked_since() {
+            idle_since = now;
+            Phase::Stalled(Instant::from_std(since) + http.send_timeout)
+        } else if activity.busy() {
             // Keep-alive counts from the end of the last response, not from its hand-over.
             idle_since = now;
             Phase::Busy
@@ -110,7 +120,9 @@ pub async fn serve(
         };
         let wake = match phase {
             Phase::Busy => now + Duration::from_secs(1).min(http.header_timeout),
-            Phase::Head(t) | Phase::Idle(t) => t.min(now + Duration::from_secs(1)),
+            Phase::Head(t) | Phase::Idle(t) | Phase::Stalled(t) => {
+                t.min(now + Duration::from_secs(1))
+            }
         };
         tokio::select! {
             result = conn.as_mut() => {
@@ -131,6 +143,16 @@ pub async fn serve(
                     }
                     Phase::Idle(t) if now >= t && !activity.busy()
                         && activity.head_started().is_none() => return,
+                    Phase::Stalled(_) if stalled_for(&activity, http.send_timeout, now) => {
+                        tracing::warn!(
+                            "client {}:{} read nothing of its response for {:?} \
+                             (--send-timeout); closing the connection",
+                            String::from_utf8_lossy(&client.peer_ip),
+                            client.peer_port,
+                            http.send_timeout
+                        );
+                        return;
+                    }
                     _ => {}
                 }
             }
@@ -140,4 +162,11 @@ pub async fn serve(
             }
         }
     }
+}
+
+/// The client has taken no response byte for at least `limit` before `now`.
+fn stalled_for(activity: &Activity, limit: Duration, now: Instant) -> bool {
+    activity
+        .write_blocked_since()
+        .is_some_and(|since| Instant::from_std(since) + limit <= now)
 }

@@ -6,7 +6,7 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
@@ -94,10 +94,12 @@ pub struct Activity {
     /// Bumped by the service when a request head has been parsed, and when its response is done.
     pub requests_started: AtomicU64,
     pub requests_finished: AtomicU64,
-    /// hyper has response bytes it cannot write because the client is not reading. A request
-    /// counts as finished when its body has been handed to hyper, which can be up to a
-    /// buffer's worth before it is on the wire: the idle timers must not run meanwhile.
-    pub write_blocked: AtomicBool,
+    /// Since when hyper has had response bytes it cannot write because the client is not
+    /// reading (ms since `born` plus one; 0: not blocked). A request counts as finished when
+    /// its body has been handed to hyper, which can be up to a buffer's worth before it is on
+    /// the wire: the idle timers must not run meanwhile. Past `--send-timeout` the
+    /// connection is closed.
+    pub write_blocked_ms: AtomicU64,
     /// The number (1-based, as `requests_started` counts) of a request head with ambiguous
     /// framing, or 0 (see `http::smuggle`); the service refuses that request.
     pub ambiguous_head: AtomicU64,
@@ -110,7 +112,7 @@ impl Default for Activity {
             head_started_ms: AtomicU64::new(0),
             requests_started: AtomicU64::new(0),
             requests_finished: AtomicU64::new(0),
-            write_blocked: AtomicBool::new(false),
+            write_blocked_ms: AtomicU64::new(0),
             ambiguous_head: AtomicU64::new(0),
         }
     }
@@ -119,7 +121,21 @@ impl Default for Activity {
 impl Activity {
     /// When the current head started arriving, if it has.
     pub fn head_started(&self) -> Option<std::time::Instant> {
-        match self.head_started_ms.load(Ordering::Acquire) {
+        self.instant(&self.head_started_ms)
+    }
+
+    /// Since when the client has not taken response bytes hyper wants to write, if it has not.
+    pub fn write_blocked_since(&self) -> Option<std::time::Instant> {
+        self.instant(&self.write_blocked_ms)
+    }
+
+    /// Now, as the ms-since-birth-plus-one that the `*_ms` fields hold.
+    pub fn now_ms(&self) -> u64 {
+        self.born.elapsed().as_millis() as u64 + 1
+    }
+
+    fn instant(&self, field: &AtomicU64) -> Option<std::time::Instant> {
+        match field.load(Ordering::Acquire) {
             0 => None,
             ms => Some(self.born + std::time::Duration::from_millis(ms - 1)),
         }
@@ -127,7 +143,7 @@ impl Activity {
 
     /// A request is being served, or its response is still being written.
     pub fn busy(&self) -> bool {
-        self.in_request() || self.write_blocked.load(Ordering::Acquire)
+        self.in_request() || self.write_blocked_ms.load(Ordering::Acquire) != 0
     }
 
     pub fn in_request(&self) -> bool {
@@ -153,12 +169,17 @@ pub struct ConnIo {
 }
 
 impl ConnIo {
-    /// Waits until the socket may take more bytes, noting in `activity` when it is full.
+    /// Waits until the socket may take more bytes, noting in `activity` since when it is full.
     fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let poll = self.stream.poll_write_ready(cx);
-        self.activity
-            .write_blocked
-            .store(poll.is_pending(), Ordering::Release);
+        let blocked = &self.activity.write_blocked_ms;
+        if poll.is_ready() {
+            if blocked.load(Ordering::Relaxed) != 0 {
+                blocked.store(0, Ordering::Release);
+            }
+        } else if blocked.load(Ordering::Relaxed) == 0 {
+            blocked.store(self.activity.now_ms(), Ordering::Release);
+        }
         poll
     }
 
@@ -249,7 +270,7 @@ impl AsyncRead for ConnIo {
                 Ok(n) => {
                     let this = self.as_mut().get_mut();
                     if n > 0 && !this.activity.in_request() {
-                        let ms = this.activity.born.elapsed().as_millis() as u64 + 1;
+                        let ms = this.activity.now_ms();
                         // Only the first byte of a head sets the clock.
                         let _ = this.activity.head_started_ms.compare_exchange(
                             0,
