@@ -42,13 +42,11 @@ pub struct SlotConn {
     /// Descriptors received with `File` frames, in arrival order.
     fds: VecDeque<OwnedFd>,
     /// Packets are received into this buffer's spare room and split off it, so the frames
-    /// decoded from one (response bodies) share its memory instead of being copied out.
+    /// decoded from one (response bodies) share its memory instead of being copied out. Room
+    /// for one packet: once those frames are dropped (usually before the next packet), the
+    /// next receive reuses the same memory, so only what packets really fill is ever touched.
     rx: BytesMut,
 }
-
-/// How much receive buffer a slot allocates at a time: room for several whole packets, so
-/// small packets (the usual case) seldom allocate.
-const RX_ARENA: usize = 4 * MAX_PACKET;
 
 impl SlotConn {
     pub fn new(fd: OwnedFd, worker: WorkerId) -> io::Result<SlotConn> {
@@ -59,7 +57,7 @@ impl SlotConn {
             pid: 0,
             inbox: VecDeque::new(),
             fds: VecDeque::new(),
-            rx: BytesMut::with_capacity(RX_ARENA),
+            rx: BytesMut::with_capacity(MAX_PACKET),
         })
     }
 

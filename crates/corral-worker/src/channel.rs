@@ -26,15 +26,13 @@ pub(crate) enum Next {
     Closed,
 }
 
-/// How much receive buffer a slot allocates at a time (room for several whole packets).
-const RX_ARENA: usize = 4 * MAX_PACKET;
-
 pub struct SlotChannel {
     sock: OwnedFd,
     /// Decoded frames not yet consumed.
     inbox: VecDeque<ToWorker>,
     /// Packets land in this buffer's spare room and are split off it: the request body frames
-    /// decoded from a packet share its memory instead of being copied out.
+    /// decoded from a packet share its memory instead of being copied out. Room for one
+    /// packet, reused once its frames are dropped (see the master's `SlotConn`).
     rx: BytesMut,
     /// Frames waiting to be sent as one packet.
     outbox: BytesMut,
@@ -49,7 +47,7 @@ impl SlotChannel {
         SlotChannel {
             sock,
             inbox: VecDeque::new(),
-            rx: BytesMut::with_capacity(RX_ARENA),
+            rx: BytesMut::with_capacity(MAX_PACKET),
             outbox: BytesMut::with_capacity(MAX_PACKET),
             current: 0,
             body_done: true,
