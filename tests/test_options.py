@@ -1,5 +1,5 @@
 """Options not covered elsewhere: keep-alive timeout, body buffer, error log, log level,
-processes x threads."""
+processes x threads, warm-up."""
 
 from __future__ import annotations
 
@@ -95,3 +95,21 @@ def test_processes_times_threads(corral):
     bodies = [r.json() for r in results]
     assert len({b["pid"] for b in bodies}) == 2, bodies
     assert len({(b["pid"], b["tid"]) for b in bodies}) == 4, bodies
+
+
+def test_warmup_requests_run_in_the_zygote_before_the_fork(corral, tmp_path):
+    marker = tmp_path / "warm.pid"
+    c = corral(WSGI_APP, "--warmup", f"/pidfile?path={marker}&sleep=0", "--warmup", "/hello",
+               "--log-level", "info")
+    warm_pid = int(marker.read_text())
+    info = c.get("/sysinfo").json()
+    assert warm_pid == info["ppid"], "the warm-up request must run in the zygote, the workers' parent"
+    assert warm_pid != info["pid"]
+    c.wait_for_stderr("warm-up GET /hello: 200")
+
+
+def test_a_failing_warmup_is_reported_and_the_server_starts_anyway(corral):
+    c = corral(WSGI_APP, "--warmup", "/raise?token=warmup-raise-token")
+    c.wait_for_stderr("warm-up GET /raise?token=warmup-raise-token did not succeed")
+    c.wait_for_stderr("warmup-raise-token")  # the app's traceback
+    assert c.get("/hello").status == 200

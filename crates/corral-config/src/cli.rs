@@ -104,6 +104,12 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "DIR", help_heading = "Python")]
     pub pythonpath: Vec<String>,
 
+    /// Before forking, call the app once with a GET of this path (e.g. /), so that what it
+    /// builds on its first request is built once and shared by every worker; repeat for
+    /// several paths. Needs --preload. Only for paths without side effects
+    #[arg(long, value_name = "PATH", help_heading = "Python")]
+    pub warmup: Vec<String>,
+
     /// Virtualenv to run the app in; must contain bin/python [default: $VIRTUAL_ENV]
     #[arg(long, value_name = "DIR", help_heading = "Python")]
     pub virtualenv: Option<String>,
@@ -212,6 +218,7 @@ impl ServeArgs {
         }
         raw.set_list(Key::Bind, self.bind, Origin::Cli);
         raw.set_list(Key::Pythonpath, self.pythonpath, Origin::Cli);
+        raw.set_list(Key::Warmup, self.warmup, Origin::Cli);
         raw
     }
 }

@@ -174,6 +174,9 @@ pub struct PythonConfig {
     pub virtualenv: Option<PathBuf>,
     /// Import the app once in the zygote before forking workers.
     pub preload: bool,
+    /// Request targets (`/path?query`) the zygote GETs from the preloaded app before it
+    /// freezes the heap and forks (DESIGN: "warm the app if asked").
+    pub warmup: Vec<String>,
     /// Copied from [`PoolConfig::mpm`]: the worker sets `wsgi.multithread` from it.
     pub mpm: Mpm,
     /// Copied from [`PoolConfig::threads`]: the worker sizes its thread pool from it.

@@ -16,6 +16,7 @@ pub(crate) enum Key {
     Pythonpath,
     Virtualenv,
     Preload,
+    Warmup,
     MaxBody,
     BodyBuffer,
     KeepaliveTimeout,
@@ -52,7 +53,7 @@ pub(crate) enum Kind {
 pub(crate) const CONFIG_ENV: &str = "CORRAL_CONFIG";
 
 impl Key {
-    pub(crate) const ALL: [Key; 24] = [
+    pub(crate) const ALL: [Key; 25] = [
         Key::App,
         Key::Bind,
         Key::Backlog,
@@ -65,6 +66,7 @@ impl Key {
         Key::Pythonpath,
         Key::Virtualenv,
         Key::Preload,
+        Key::Warmup,
         Key::MaxBody,
         Key::BodyBuffer,
         Key::KeepaliveTimeout,
@@ -94,6 +96,7 @@ impl Key {
             Key::Pythonpath => "pythonpath",
             Key::Virtualenv => "virtualenv",
             Key::Preload => "preload",
+            Key::Warmup => "warmup",
             Key::MaxBody => "max-body",
             Key::BodyBuffer => "body-buffer",
             Key::KeepaliveTimeout => "keepalive-timeout",
@@ -111,7 +114,7 @@ impl Key {
 
     pub(crate) fn kind(self) -> Kind {
         match self {
-            Key::Bind | Key::Pythonpath => Kind::List,
+            Key::Bind | Key::Pythonpath | Key::Warmup => Kind::List,
             Key::Backlog
             | Key::Workers
             | Key::Threads

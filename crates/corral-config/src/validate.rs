@@ -204,15 +204,37 @@ fn python(
             pythonpath.push(absolute(Key::Pythonpath, &s.origin, item, &chdir)?);
         }
     }
+    let preload = parsed(raw, Key::Preload, parse_bool)?.unwrap_or(true);
     Ok(PythonConfig {
         app: app(raw, &chdir)?,
         virtualenv: virtualenv(raw, env, cwd)?,
-        preload: parsed(raw, Key::Preload, parse_bool)?.unwrap_or(true),
+        warmup: warmup(raw, preload)?,
+        preload,
         chdir,
         pythonpath,
         mpm: pool.mpm,
         threads: pool.threads,
     })
+}
+
+/// `--warmup` targets: each starts with `/`, and they need a preloaded app to warm.
+fn warmup(raw: &RawConfig, preload: bool) -> Result<Vec<String>, ConfigError> {
+    let Some(s) = raw.get_list(Key::Warmup) else {
+        return Ok(Vec::new());
+    };
+    for item in &s.value {
+        if !item.starts_with('/') || item.chars().any(|c| c.is_ascii_control() || c == ' ') {
+            let why = "must be a request path such as \"/\" or \"/health?full=1\"".to_owned();
+            return Err(invalid(Key::Warmup, &s.origin, item, why));
+        }
+    }
+    if !preload && !s.value.is_empty() {
+        let why = "needs --preload: without it the app is imported in each worker, after the \
+                   fork, so there is nothing to warm before it"
+            .to_owned();
+        return Err(invalid(Key::Warmup, &s.origin, &s.value[0], why));
+    }
+    Ok(s.value.clone())
 }
 
 fn app(raw: &RawConfig, chdir: &Path) -> Result<crate::AppSpec, ConfigError> {

@@ -1,10 +1,11 @@
 //! The only crate that names `pyo3`: everything corral does with CPython happens here.
 //!
 //! It owns interpreter initialisation ([`interp`]), the fork bracket ([`fork`]), loading the app
-//! ([`app`]), and one WSGI request from environ to last byte ([`wsgi`], [`environ`], [`input`],
-//! [`errors`], [`file_wrapper`]). It talks to the outside world only through the [`Transport`]
-//! trait, which the worker implements over its IPC socket: this crate does no I/O of its own and
-//! never touches sockets, threads or processes.
+//! ([`app`]), one WSGI request from environ to last byte ([`wsgi`], [`environ`], [`input`],
+//! [`errors`], [`file_wrapper`]), and the zygote's warm-up requests ([`warmup`]). It talks to
+//! the outside world only through the [`Transport`] trait, which the worker implements over its
+//! IPC socket: this crate does no I/O of its own and never touches sockets, threads or
+//! processes.
 //!
 //! # Contract with callers (who attaches, when to detach, what holds across fork)
 //! - [`interp::init`] runs once per process, on the thread that will later fork; it leaves the GIL
@@ -24,6 +25,7 @@ pub mod fork;
 pub mod input;
 pub mod interp;
 pub mod response;
+pub mod warmup;
 pub mod wsgi;
 
 use std::io;

@@ -25,7 +25,7 @@ use corral_proto::{FromZygote, WIRE_VERSION};
 use corral_python::app::{AppRef, AppSource};
 use corral_python::environ::ProcessFacts;
 use corral_python::interp::{self, InterpConfig};
-use corral_python::{Py, PyAny};
+use corral_python::{Outcome, Py, PyAny, Python};
 use corral_sys::SignalFd;
 
 pub use control::read_config;
@@ -64,16 +64,19 @@ pub fn run(ctl: OwnedFd, cfg: ZygoteConfig) -> i32 {
     } else {
         None
     };
+    let facts = ProcessFacts {
+        multithread: py.threads > 1,
+        multiprocess: cfg.multiprocess,
+    };
+    if let Some(app) = &app {
+        warm_up(app, &py.warmup, facts);
+    }
     if let Err(e) = interp::freeze_heap() {
         tracing::warn!("gc.freeze() failed, workers will share less memory: {e}");
     }
     let sigchld = match SignalFd::new(&[corral_sys::process::SIGCHLD]) {
         Ok(s) => s,
         Err(e) => return fail_startup(&ctl, format!("cannot watch SIGCHLD: {e}")),
-    };
-    let facts = ProcessFacts {
-        multithread: py.threads > 1,
-        multiprocess: cfg.multiprocess,
     };
     let mut zygote = Zygote {
         ctl,
@@ -91,6 +94,26 @@ pub fn run(ctl: OwnedFd, cfg: ZygoteConfig) -> i32 {
         return 0;
     }
     control::serve(&mut zygote)
+}
+
+/// `--warmup`: GETs each target from the preloaded app and logs how it went.
+fn warm_up(app: &Py<PyAny>, targets: &[String], facts: ProcessFacts) {
+    if targets.is_empty() {
+        return;
+    }
+    let warmed = Python::attach(|py| corral_python::warmup::warm(py, app, facts, targets));
+    for w in warmed {
+        match (w.outcome, w.status) {
+            (Outcome::Complete, Some(status)) if status < 500 => {
+                tracing::info!("warm-up GET {}: {status}", w.target)
+            }
+            (_, status) => tracing::warn!(
+                "warm-up GET {} did not succeed (status {}); the workers start anyway",
+                w.target,
+                status.map_or("none".to_owned(), |s| s.to_string())
+            ),
+        }
+    }
 }
 
 /// Enters the app's directory and starts CPython with the app's `sys.path` and virtualenv.

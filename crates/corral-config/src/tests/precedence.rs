@@ -36,6 +36,7 @@ fn defaults() {
     assert_eq!(c.pool.graceful_timeout, Duration::from_secs(30));
     assert_eq!(c.python.chdir, dir.path());
     assert!(c.python.pythonpath.is_empty());
+    assert!(c.python.warmup.is_empty());
     assert_eq!(c.python.virtualenv, None);
     assert!(c.python.preload);
     assert_eq!((c.python.mpm, c.python.threads), (Mpm::Prefork, 1));

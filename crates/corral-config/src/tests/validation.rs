@@ -382,3 +382,14 @@ fn log_level_and_format() {
     assert!(err(&["--access-log-format", " "]).contains("must not be empty"));
     assert!(LogLevel::Debug < LogLevel::Critical);
 }
+
+#[test]
+fn warmup_paths() {
+    let dir = TempDir::new("val-warmup");
+    let args = ["app", "--warmup", "/", "--warmup", "/health?full=1"];
+    let c = serve(&args, &[], dir.path());
+    assert_eq!(c.python.warmup, vec!["/", "/health?full=1"]);
+    assert!(err(&["--warmup", "health"]).contains("must be a request path"));
+    assert!(err(&["--warmup", "/a b"]).contains("must be a request path"));
+    assert!(err(&["--warmup", "/", "--no-preload"]).contains("needs --preload"));
+}
