@@ -101,7 +101,7 @@ class Runner:
         """Flask with 1, then 4 single-threaded workers: load, then USS/PSS of the whole tree."""
         load_s = max(2, min(self.o.duration, 5))
         for n in (1, 4):
-            one = Server(srv.family, n, 1)
+            one = Server(srv.family, n, 1, srv.extra)
             with Serving(self, one, sc, f"{sc.name}-{one.id}-{rec['rep']}", rec) as live:
                 tag = f"{sc.name}-{one.id}-{rec['rep']}"
                 r = loadgen.run_wrk(live.url, self.o.connections, load_s, self.wrk_file(tag),

@@ -48,6 +48,7 @@ class Server:
     family: str
     procs: int
     threads: int
+    extra: tuple = ()  # options beyond the matched layout, shown in the label
 
     @property
     def id(self):
@@ -59,7 +60,8 @@ class Server:
                 "gunicorn": "sync" if self.threads == 1 else "gthread",
                 "apache": "mod_wsgi daemon"}.get(self.family, "")
         name = "Apache" if self.family == "apache" else self.family
-        return f"{name} {kind} {self.procs}x{self.threads}".replace("  ", " ")
+        more = f" ({' '.join(self.extra)})" if self.extra else ""
+        return f"{name} {kind} {self.procs}x{self.threads}{more}".replace("  ", " ")
 
 
 def layout(group):
@@ -71,7 +73,14 @@ def layout(group):
 
 def servers_for(group, families):
     procs, threads = layout(group)
-    return [Server(f, procs, threads) for f in families if not (f == "waitress" and procs > 1)]
+    return [Server(f, procs, threads, extra_options(f, group)) for f in families
+            if not (f == "waitress" and procs > 1)]
+
+
+def extra_options(family, group):
+    """corral shares what the app builds on its first request when asked (--warmup /: one GET
+    in the zygote before the fork); the memory scenario measures that. No peer has it."""
+    return ("--warmup", "/") if family == "corral" and group.startswith("m") else ()
 
 
 def availability(paths, notes_file):
@@ -99,7 +108,8 @@ def command(srv, app_module, port, paths, rundir):
     if srv.family == "corral":
         mpm = ["--mpm", "prefork", "-w", str(p)] if t == 1 else ["--mpm", "worker", "-w", str(p), "--threads", str(t)]
         return [paths.corral, "serve", target, "-b", f"127.0.0.1:{port}", *mpm, "--chdir", paths.apps,
-                "--virtualenv", paths.venv, "--backlog", "2048", "--log-level", "warning"], paths.apps
+                "--virtualenv", paths.venv, "--backlog", "2048", "--log-level", "warning",
+                *srv.extra], paths.apps
     if srv.family == "gunicorn":
         kind = ["-k", "sync", "-w", str(p)] if t == 1 else ["-k", "gthread", "-w", str(p), "--threads", str(t)]
         return [paths.bin("gunicorn"), *kind, "-b", f"127.0.0.1:{port}", "--backlog", "2048",
