@@ -113,6 +113,9 @@ class Runner:
                             f"rss{n}_mib": m["rss_kb"] / 1024, f"nprocs{n}": m["nprocs"],
                             f"rps{n}": r.get("rps"), "load1": machine.load1()})
         rec["uss_per_worker_mib"] = (rec["uss4_mib"] - rec["uss1_mib"]) / 3
+        if rec["nprocs4"] != rec["nprocs1"] + 3:  # a worker died or was being replaced
+            rec["notes"].append(f"process count {rec['nprocs1']} with 1 worker but {rec['nprocs4']} "
+                                "with 4 (expected 3 more): the USS difference is not per worker")
 
     def timed_wrk(self, live, conns, seconds, tag, lua, args, timeout, extra_gen=None):
         """wrk with CPU accounting: server tree, load generator, and everything else (% of all
