@@ -113,3 +113,11 @@ def test_a_failing_warmup_is_reported_and_the_server_starts_anyway(corral):
     c.wait_for_stderr("warm-up GET /raise?token=warmup-raise-token did not succeed")
     c.wait_for_stderr("warmup-raise-token")  # the app's traceback
     assert c.get("/hello").status == 200
+
+
+def test_a_warmup_that_leaves_a_thread_stops_the_start_with_a_clear_error(corral):
+    c = corral(WSGI_APP, "--warmup", "/start_thread", wait=False)
+    status = c.wait(30)
+    assert status == 3, f"exit status {status}\n{c.stderr_text()}"
+    assert "the --warmup requests left 1 thread(s) running in the zygote" in c.stderr_text()
+    assert c.leftovers() == [], "processes left behind"

@@ -120,3 +120,16 @@ def test_a_slow_reader_is_not_cut_off_by_the_send_timeout(one_worker_send_timeou
     resp, _ = parse_response(data)
     assert resp.status == 200
     assert len(resp.body) == body
+
+
+
+def test_a_generator_that_runs_past_its_content_length_does_not_keep_the_worker(
+    one_worker_send_timeout, tmp_path
+):
+    """PEP 3333: the server stops iterating once the declared length is sent, and closes."""
+    server = one_worker_send_timeout
+    record = tmp_path / "record.txt"
+    r = server.get(f"/big?kib=64&forever=1&record={record}", timeout=10)
+    assert (r.status, len(r.body)) == (200, 64 * 1024)
+    wait_until(lambda: "generator-closed" in read_lines(record), 10, message="the generator's close")
+    assert server.get("/hello", timeout=10).status == 200

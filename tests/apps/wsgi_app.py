@@ -229,11 +229,12 @@ def exc_after(environ, start_response):
 class ClosingBody:
     """An iterable whose close() calls are recorded (one line "close" each)."""
 
-    def __init__(self, record, mode, n, delay):
+    def __init__(self, record, mode, n, delay, close_sleep=0.0):
         self.record = record
         self.mode = mode
         self.n = n
         self.delay = delay
+        self.close_sleep = close_sleep
 
     def __iter__(self):
         for i in range(self.n):
@@ -245,6 +246,7 @@ class ClosingBody:
         _append(self.record, "exhausted")
 
     def close(self):
+        time.sleep(self.close_sleep)  # clean-up work, as frameworks do in close()
         _append(self.record, "close")
 
 
@@ -253,8 +255,13 @@ def close_route(environ, start_response):
     mode = q.get("mode", "normal")
     default_n = 3000 if mode == "long" else 3
     default_delay = 0.01 if mode == "long" else 0.0
-    body = ClosingBody(q["record"], mode, int(q.get("n", default_n)), float(q.get("delay", default_delay)))
-    start_response("200 OK", [("Content-Type", "text/plain")])
+    n = int(q.get("n", default_n))
+    body = ClosingBody(q["record"], mode, n, float(q.get("delay", default_delay)),
+                       float(q.get("close_sleep", 0)))
+    headers = [("Content-Type", "text/plain")]
+    if q.get("length") == "1":
+        headers.append(("Content-Length", str(sum(len(f"chunk-{i}\n") for i in range(n)))))
+    start_response("200 OK", headers)
     return body
 
 
@@ -365,17 +372,24 @@ def big(environ, start_response):
     start_response("200 OK", [("Content-Type", "application/octet-stream"),
                               ("Content-Length", str(left))])
     record = q.get("record")
+    forever = q.get("forever") == "1"  # keeps yielding past the Content-Length (an app bug)
 
     def generate():
         nonlocal left
         try:
-            while left > 0:
-                yield piece[:left]
+            while left > 0 or forever:
+                yield piece[:left] if left > 0 else piece
                 left -= len(piece)
         finally:
             _append(record, "generator-closed")
 
     return generate()
+
+
+def start_thread(environ, start_response):
+    """Leaves a background thread running (as client libraries do on first use)."""
+    threading.Thread(target=time.sleep, args=(3600,), daemon=True).start()
+    return _text(start_response, "started\n")
 
 
 def not_found(environ, start_response):
@@ -402,6 +416,7 @@ ROUTES = {
     "/sysinfo": sysinfo,
     "/headers": headers_route,
     "/big": big,
+    "/start_thread": start_thread,
 }
 
 

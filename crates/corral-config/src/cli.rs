@@ -141,9 +141,9 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "DURATION", help_heading = "HTTP")]
     pub header_timeout: Option<String>,
 
-    /// How long a client may leave its response unread (no byte accepted) before the
-    /// connection is closed and the worker released [default: 60s] (nginx send_timeout,
-    /// Apache Timeout)
+    /// How long the connection to a client that takes no more of its response (its socket
+    /// stays full) is kept before it is closed and the worker released [default: 60s]
+    /// (nginx send_timeout, Apache Timeout)
     #[arg(long, value_name = "DURATION", help_heading = "HTTP")]
     pub send_timeout: Option<String>,
 

@@ -26,7 +26,8 @@ const HOP_BY_HOP: [&str; 8] = [
 pub(crate) enum Flush {
     /// At once (`write()`: PEP 3333 wants the data on its way before it returns).
     Now,
-    /// At once, unless these bytes complete the declared Content-Length (streamed iterables).
+    /// At once, unless these bytes complete the declared Content-Length (streamed iterables:
+    /// the caller stops iterating then, and flushes before calling the iterable's `close()`).
     UnlessBodyComplete,
     /// With the end of the response (lists and tuples: the whole body is already known).
     Later,
@@ -133,6 +134,23 @@ impl StartResponse {
             self.overflow_logged = true;
         }
         &data[..room]
+    }
+
+    /// True once the declared Content-Length has been sent in full (PEP 3333: the server should
+    /// stop iterating then).
+    pub(crate) fn declared_body_sent(&self) -> bool {
+        self.declared_len == Some(self.sent)
+    }
+
+    /// Sends whatever is queued (head, body) now.
+    pub(crate) fn flush(&self, py: Python<'_>) -> PyResult<()> {
+        let io = self.io.clone();
+        py.detach(|| {
+            io.lock()
+                .map_err(|_| std::io::Error::other("transport poisoned"))?
+                .flush()
+        })
+        .map_err(io_err)
     }
 
     /// True when the app declared a Content-Length and sent fewer bytes.

@@ -50,7 +50,7 @@ pub fn handle(
     let outcome = match result {
         Ok(iterable) => {
             let outcome = consume(py, id, &iterable, &responder);
-            let closed = close(py, id, &iterable);
+            let closed = close(py, id, &iterable, &responder);
             if outcome == Outcome::Complete && closed.is_err() {
                 failure(py, &responder)
             } else {
@@ -142,6 +142,11 @@ fn consume(
             if flushed && client_gone(&r) {
                 return Ok(Outcome::ClientGone);
             }
+            // Anything more would be cut anyway, and a generator that never ends must not hold
+            // the worker (the master no longer aborts a response whose length is complete).
+            if r.declared_body_sent() {
+                break;
+            }
         }
         responder.borrow_mut(py).ensure_head()?;
         Ok(Outcome::Complete)
@@ -187,8 +192,15 @@ fn send_file(
     Ok(Some(Outcome::Complete))
 }
 
-/// Calls the iterable's `close()` if it has one (PEP 3333 requires it in every case).
-fn close(py: Python<'_>, id: u64, iterable: &Bound<'_, PyAny>) -> PyResult<()> {
+/// Calls the iterable's `close()` if it has one (PEP 3333 requires it in every case), after
+/// sending what is queued: frameworks run clean-up there (Werkzeug's `call_on_close`, Django's
+/// `request_finished`) that must not hold back a response the client could already have.
+fn close(
+    py: Python<'_>,
+    id: u64,
+    iterable: &Bound<'_, PyAny>,
+    responder: &Py<StartResponse>,
+) -> PyResult<()> {
     // Plain lists and tuples (the usual hello-world body) have no close(); asking would cost
     // a formatted AttributeError per request on Python < 3.13.
     if iterable.is_exact_instance_of::<PyList>() || iterable.is_exact_instance_of::<PyTuple>() {
@@ -197,6 +209,8 @@ fn close(py: Python<'_>, id: u64, iterable: &Bound<'_, PyAny>) -> PyResult<()> {
     if !iterable.hasattr(intern!(py, "close")).unwrap_or(false) {
         return Ok(());
     }
+    // A failed flush (the master is gone) must not skip close().
+    let _ = responder.borrow(py).flush(py);
     iterable
         .call_method0(intern!(py, "close"))
         .map(drop)

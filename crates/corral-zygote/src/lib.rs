@@ -69,7 +69,9 @@ pub fn run(ctl: OwnedFd, cfg: ZygoteConfig) -> i32 {
         multiprocess: cfg.multiprocess,
     };
     if let Some(app) = &app {
-        warm_up(app, &py.warmup, facts);
+        if let Err(e) = warm_up(app, &py.warmup, facts) {
+            return fail_startup(&ctl, e);
+        }
     }
     if let Err(e) = interp::freeze_heap() {
         tracing::warn!("gc.freeze() failed, workers will share less memory: {e}");
@@ -96,10 +98,11 @@ pub fn run(ctl: OwnedFd, cfg: ZygoteConfig) -> i32 {
     control::serve(&mut zygote)
 }
 
-/// `--warmup`: GETs each target from the preloaded app and logs how it went.
-fn warm_up(app: &Py<PyAny>, targets: &[String], facts: ProcessFacts) {
+/// `--warmup`: GETs each target from the preloaded app and logs how it went. Fails if the
+/// requests left threads running: the zygote could no longer fork.
+fn warm_up(app: &Py<PyAny>, targets: &[String], facts: ProcessFacts) -> Result<(), String> {
     if targets.is_empty() {
-        return;
+        return Ok(());
     }
     let warmed = Python::attach(|py| corral_python::warmup::warm(py, app, facts, targets));
     for w in warmed {
@@ -113,6 +116,15 @@ fn warm_up(app: &Py<PyAny>, targets: &[String], facts: ProcessFacts) {
                 status.map_or("none".to_owned(), |s| s.to_string())
             ),
         }
+    }
+    match corral_sys::thread_count() {
+        Ok(n) if n > 1 => Err(format!(
+            "the --warmup requests left {} thread(s) running in the zygote (a client library's \
+             background thread, a pool, ...); workers can only be forked from a single-threaded \
+             process: drop --warmup, or warm up only paths that start no threads",
+            n - 1
+        )),
+        _ => Ok(()),
     }
 }
 
