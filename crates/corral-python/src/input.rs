@@ -32,10 +32,7 @@ impl InputStream {
             return Ok(false);
         }
         let io = self.io.clone();
-        let piece = py.detach(move || match io.lock() {
-            Ok(mut io) => io.read_body(),
-            Err(_) => Err(std::io::Error::other("transport poisoned")),
-        });
+        let piece = py.detach(move || crate::lock_transport(&io)?.read_body());
         match piece {
             Ok(Some(chunk)) => {
                 self.buf.extend_from_slice(&chunk);

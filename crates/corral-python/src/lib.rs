@@ -30,7 +30,7 @@ pub mod wsgi;
 
 use std::io;
 use std::os::fd::BorrowedFd;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use corral_proto::ResponseHead;
@@ -57,6 +57,14 @@ pub trait Transport: Send {
 
 /// The transport shared by the Python objects of one request (start_response, write, input).
 pub type SharedTransport = Arc<Mutex<dyn Transport>>;
+
+/// Locks the request's transport (called with the GIL released).
+pub(crate) fn lock_transport(
+    io: &SharedTransport,
+) -> io::Result<MutexGuard<'_, dyn Transport + 'static>> {
+    io.lock()
+        .map_err(|_| io::Error::other("transport poisoned"))
+}
 
 /// How a request ended inside the worker; the worker turns it into `End` or `Failed`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -83,11 +83,9 @@ impl StartResponse {
     /// Queues body bytes (after the head), trimmed to the declared Content-Length, and sends
     /// them at once if `flush` asks for it. Returns whether a flush happened.
     ///
-    /// Bytes that complete the declared Content-Length are never flushed alone: the body is
-    /// whole, and what remains (the iterable's end, `close()`, the `End` frame) follows at
-    /// once, so the master gets head, body and end in one packet and can release the slot
-    /// without waiting. Frameworks return one-piece bodies as iterators, not lists (Flask's
-    /// `ClosingIterator`, Django's `HttpResponse`), so this is their usual path.
+    /// With `Flush::UnlessBodyComplete`, bytes that complete the declared Content-Length stay
+    /// queued: the caller stops iterating and sends them before the iterable's `close()`, or
+    /// with `End` when there is no `close()` (one packet for head, body and end).
     pub(crate) fn send_body(
         &mut self,
         py: Python<'_>,
@@ -104,9 +102,7 @@ impl StartResponse {
         };
         let io = self.io.clone();
         py.detach(|| {
-            let mut io = io
-                .lock()
-                .map_err(|_| std::io::Error::other("transport poisoned"))?;
+            let mut io = crate::lock_transport(&io)?;
             if !data.is_empty() {
                 io.send_data(data)?;
             }
@@ -145,12 +141,8 @@ impl StartResponse {
     /// Sends whatever is queued (head, body) now.
     pub(crate) fn flush(&self, py: Python<'_>) -> PyResult<()> {
         let io = self.io.clone();
-        py.detach(|| {
-            io.lock()
-                .map_err(|_| std::io::Error::other("transport poisoned"))?
-                .flush()
-        })
-        .map_err(io_err)
+        py.detach(|| crate::lock_transport(&io)?.flush())
+            .map_err(io_err)
     }
 
     /// True when the app declared a Content-Length and sent fewer bytes.

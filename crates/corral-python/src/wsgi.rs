@@ -183,10 +183,7 @@ fn send_file(
         // (and open) until close() runs after this call returns, so the descriptor is valid
         // for the whole borrow.
         let file = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-        let mut io = io
-            .lock()
-            .map_err(|_| std::io::Error::other("transport poisoned"))?;
-        io.send_file(file, offset, len)
+        crate::lock_transport(&io)?.send_file(file, offset, len)
     })
     .map_err(io_err)?;
     Ok(Some(Outcome::Complete))
