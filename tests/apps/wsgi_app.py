@@ -23,8 +23,12 @@ Routes:
                               readline | readline_n | readlines | iter
   /exc_before                 start_response(200) then start_response(500, exc_info)
   /exc_after                  exc_info after the headers were sent: must re-raise
-  /close?record=&mode=&n=&delay=   iterable whose close() is recorded in the file
-                              record; mode = normal | raise | long
+  /close?record=&mode=&n=&delay=&length=&close_sleep=
+                              iterable whose close() is recorded in the file
+                              record; mode = normal | raise | long, or
+                              close_raise | close_exit (close() raises / kills
+                              the worker after the whole body); length=1 sets
+                              Content-Length; close() first sleeps close_sleep
   /raise?token=               raises before start_response
   /errors?token=              writes the token to wsgi.errors
   /slow?sleep=                sleeps; returns pid, thread id, a module-global counter
@@ -248,6 +252,10 @@ class ClosingBody:
     def close(self):
         time.sleep(self.close_sleep)  # clean-up work, as frameworks do in close()
         _append(self.record, "close")
+        if self.mode == "close_raise":
+            raise RuntimeError("close-after-body-token")
+        if self.mode == "close_exit":
+            os._exit(1)
 
 
 def close_route(environ, start_response):

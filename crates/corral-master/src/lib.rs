@@ -141,9 +141,16 @@ pub async fn run(cfg: Config, mut stops: mpsc::UnboundedReceiver<Stop>) -> Exit 
     );
     let _ = stop_tx.send(true);
     if how == Stop::Graceful {
-        let drained = tokio::time::timeout(cfg.pool.graceful_timeout, alive_rx.recv());
+        let deadline = tokio::time::Instant::now() + cfg.pool.graceful_timeout;
+        let drained = async {
+            let done = tokio::time::timeout_at(deadline, alive_rx.recv())
+                .await
+                .is_ok();
+            // Responses are out, but a worker may still be in an iterable's close().
+            done && pool.wait_until_all_idle(deadline).await
+        };
         tokio::select! {
-            r = drained => if r.is_err() {
+            done = drained => if !done {
                 tracing::warn!("graceful timeout reached; closing the remaining connections");
             },
             _ = stops.recv() => tracing::warn!("second stop signal: stopping now"),

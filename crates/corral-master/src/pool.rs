@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::slot::{SlotConn, WorkerId};
 
@@ -40,6 +40,8 @@ struct State {
 
 pub struct Pool {
     state: Mutex<State>,
+    /// Signalled whenever a lease ends (see `wait_until_all_idle`).
+    released: Notify,
     max_queue: usize,
     events: mpsc::UnboundedSender<PoolEvent>,
 }
@@ -50,6 +52,7 @@ impl Pool {
         (
             Arc::new(Pool {
                 state: Mutex::new(State::default()),
+                released: Notify::new(),
                 max_queue,
                 events,
             }),
@@ -113,12 +116,32 @@ impl Pool {
         st.waiters.clear();
     }
 
+    /// Waits until no slot is leased, or until `deadline` (false then). At a graceful stop the
+    /// responses are all out by the time this is asked, but a worker may still be running an
+    /// iterable's `close()`, and killing it there would cut the app's clean-up short.
+    pub async fn wait_until_all_idle(&self, deadline: tokio::time::Instant) -> bool {
+        loop {
+            let released = self.released.notified();
+            if self.lock().busy.values().all(|&n| n == 0) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, released).await.is_err() {
+                return false;
+            }
+        }
+    }
+
     /// Requests waiting for a slot.
     pub fn queued(&self) -> usize {
         self.lock().waiters.len()
     }
 
     fn release(&self, conn: SlotConn, healthy: bool) {
+        self.release_slot(conn, healthy);
+        self.released.notify_waiters();
+    }
+
+    fn release_slot(&self, conn: SlotConn, healthy: bool) {
         let worker = conn.worker;
         let mut st = self.lock();
         if let Some(b) = st.busy.get_mut(&worker) {
@@ -318,6 +341,25 @@ mod tests {
             std::io::ErrorKind::WouldBlock,
             "the worker's end of the slot must still be open"
         );
+    }
+
+    #[tokio::test]
+    async fn waiting_for_all_slots_to_be_idle() {
+        let (pool, _events) = Pool::new(10);
+        let (a, _k) = slots(1, 2);
+        pool.add_worker(a);
+        let soon = || tokio::time::Instant::now() + Duration::from_millis(50);
+        assert!(pool.wait_until_all_idle(soon()).await);
+        let held = pool.acquire().await.unwrap();
+        assert!(!pool.wait_until_all_idle(soon()).await);
+        let p = pool.clone();
+        let waiting = tokio::spawn(async move {
+            p.wait_until_all_idle(tokio::time::Instant::now() + Duration::from_secs(5))
+                .await
+        });
+        tokio::task::yield_now().await;
+        drop(held);
+        assert!(waiting.await.unwrap());
     }
 
     #[tokio::test]

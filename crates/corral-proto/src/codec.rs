@@ -283,6 +283,7 @@ impl Encode for ToMaster {
                 o.put_u64_le(*id);
                 o.put_u8(*kind as u8);
             }),
+            ToMaster::Complete { id } => frame(out, 8, |o| o.put_u64_le(*id)),
         }
     }
 }
@@ -320,6 +321,7 @@ impl Decode for ToMaster {
                 };
                 ToMaster::Failed { id, kind }
             }
+            8 => ToMaster::Complete { id: get_u64(p)? },
             t => return Err(DecodeError::UnknownTag(t)),
         })
     }

@@ -21,7 +21,9 @@
 //! ```text
 //! master ⇄ worker slot:   ← Ready{pid, version}
 //!                         → Request{id, head}  → Body{id, chunk}*  → BodyEnd{id}
-//!                         ← ResponseHead{id,..} ← Chunk{id,..}* | File{id,..}  ← End{id} | Failed{id,..}
+//!                         ← ResponseHead{id,..} ← Chunk{id,..}* | File{id,..}
+//!                         ← [Complete{id}] End{id} | Failed{id,..}
+//!                           (Complete: the body is whole, the iterable's close() is running)
 //!                         → Abort{id}   (client went away: stop iterating, call close())
 //! master ⇄ zygote:        ← ZygoteReady{pid} | LoadFailed{message}
 //!                         → Spawn{worker, slots} + fds  ← Spawned{worker, pid} | SpawnFailed{..}
@@ -39,7 +41,7 @@ pub use head::{RequestHead, ResponseHead};
 pub use msg::{ExitStatus, FailKind, FromZygote, ToMaster, ToWorker, ToZygote};
 
 /// Bumped whenever a message changes shape; a worker built from another binary is refused.
-pub const WIRE_VERSION: u32 = 1;
+pub const WIRE_VERSION: u32 = 2;
 
 /// The largest packet any side sends. Fits the default `SO_SNDBUF` of a Unix socket
 /// (`net.core.wmem_default`, 208 KiB) with room for the kernel's per-packet overhead.

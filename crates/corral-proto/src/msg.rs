@@ -64,6 +64,12 @@ pub enum ToMaster {
         offset: u64,
         len: u64,
     },
+    /// The response body is complete: the client can have it now. The worker goes on to call
+    /// the iterable's `close()` and then sends `End`; until that `End` the slot is still
+    /// finishing this request (a request sent meanwhile waits in the socket).
+    Complete {
+        id: u64,
+    },
     End {
         id: u64,
     },

@@ -51,6 +51,9 @@ pub trait Transport: Send {
     fn send_file(&mut self, file: BorrowedFd<'_>, offset: u64, len: u64) -> io::Result<()>;
     /// Sends everything queued.
     fn flush(&mut self) -> io::Result<()>;
+    /// Sends everything queued and says the response body is whole, before the iterable's
+    /// `close()` runs: the client need not wait for the app's clean-up.
+    fn body_complete(&mut self) -> io::Result<()>;
     /// True once the master has said the client is gone (checked without blocking).
     fn client_gone(&mut self) -> bool;
 }

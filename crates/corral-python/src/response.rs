@@ -145,6 +145,14 @@ impl StartResponse {
             .map_err(io_err)
     }
 
+    /// Sends whatever is queued and tells the master the body is whole (see
+    /// `Transport::body_complete`).
+    pub(crate) fn announce_complete(&self, py: Python<'_>) -> PyResult<()> {
+        let io = self.io.clone();
+        py.detach(|| crate::lock_transport(&io)?.body_complete())
+            .map_err(io_err)
+    }
+
     /// True when the app declared a Content-Length and sent fewer bytes.
     pub(crate) fn short_of_declared(&self) -> Option<(u64, u64)> {
         match self.declared_len {

@@ -95,6 +95,9 @@ impl Transport for Discard {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+    fn body_complete(&mut self) -> io::Result<()> {
+        Ok(())
+    }
     fn client_gone(&mut self) -> bool {
         false
     }

@@ -47,32 +47,41 @@ pub fn handle(
     };
     let result = build_environ(py, slot, id, head, io)
         .and_then(|env| app.bind(py).call1((env, responder.bind(py))));
-    let outcome = match result {
+    match result {
         Ok(iterable) => {
             let outcome = consume(py, id, &iterable, &responder);
-            let closed = close(py, id, &iterable, &responder);
-            if outcome == Outcome::Complete && closed.is_err() {
-                failure(py, &responder)
-            } else {
-                outcome
-            }
+            let outcome = check_declared_length(py, id, outcome, &responder);
+            close(py, id, &iterable, &responder, outcome)
         }
         Err(e) => {
             log_exception(py, id, "the application raised an exception", &e);
             failure(py, &responder)
         }
-    };
-    if outcome == Outcome::Complete {
-        if let Some((sent, declared)) = responder.borrow(py).short_of_declared() {
+    }
+}
+
+/// A body shorter than its declared Content-Length is not complete: the client must not
+/// mistake it for a whole response.
+fn check_declared_length(
+    py: Python<'_>,
+    id: u64,
+    outcome: Outcome,
+    responder: &Py<StartResponse>,
+) -> Outcome {
+    if outcome != Outcome::Complete {
+        return outcome;
+    }
+    match responder.borrow(py).short_of_declared() {
+        Some((sent, declared)) => {
             tracing::error!(
                 req = id,
                 "the app sent {sent} bytes of its declared Content-Length {declared}; \
                  closing the connection"
             );
-            return Outcome::Truncated;
+            Outcome::Truncated
         }
+        None => Outcome::Complete,
     }
-    outcome
 }
 
 fn build_environ<'py>(
@@ -189,29 +198,41 @@ fn send_file(
     Ok(Some(Outcome::Complete))
 }
 
-/// Calls the iterable's `close()` if it has one (PEP 3333 requires it in every case), after
-/// sending what is queued: frameworks run clean-up there (Werkzeug's `call_on_close`, Django's
-/// `request_finished`) that must not hold back a response the client could already have.
+/// Calls the iterable's `close()` if it has one (PEP 3333 requires it in every case). A complete
+/// response is announced first (`Complete`): frameworks run clean-up in `close()` (Werkzeug's
+/// `call_on_close`, Django's `request_finished`) that must not hold back a response the client
+/// could already have. Once announced, an exception from `close()` is only logged, as gunicorn
+/// and mod_wsgi do: the client has its whole response.
 fn close(
     py: Python<'_>,
     id: u64,
     iterable: &Bound<'_, PyAny>,
     responder: &Py<StartResponse>,
-) -> PyResult<()> {
+    outcome: Outcome,
+) -> Outcome {
     // Plain lists and tuples (the usual hello-world body) have no close(); asking would cost
     // a formatted AttributeError per request on Python < 3.13.
     if iterable.is_exact_instance_of::<PyList>() || iterable.is_exact_instance_of::<PyTuple>() {
-        return Ok(());
+        return outcome;
     }
     if !iterable.hasattr(intern!(py, "close")).unwrap_or(false) {
-        return Ok(());
+        return outcome;
     }
-    // A failed flush (the master is gone) must not skip close().
-    let _ = responder.borrow(py).flush(py);
-    iterable
-        .call_method0(intern!(py, "close"))
-        .map(drop)
-        .inspect_err(|e| {
-            log_exception(py, id, "the iterable's close() raised an exception", e);
-        })
+    let announced =
+        outcome == Outcome::Complete && responder.borrow(py).announce_complete(py).is_ok();
+    if !announced {
+        // A failed flush (the master is gone) must not skip close().
+        let _ = responder.borrow(py).flush(py);
+    }
+    match iterable.call_method0(intern!(py, "close")) {
+        Ok(_) => outcome,
+        Err(e) => {
+            log_exception(py, id, "the iterable's close() raised an exception", &e);
+            if outcome == Outcome::Complete && !announced {
+                failure(py, responder)
+            } else {
+                outcome
+            }
+        }
+    }
 }

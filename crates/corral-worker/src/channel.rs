@@ -238,6 +238,11 @@ impl Transport for SlotChannel {
         self.flush_outbox()
     }
 
+    fn body_complete(&mut self) -> io::Result<()> {
+        encode(&ToMaster::Complete { id: self.current }, &mut self.outbox);
+        self.flush_outbox()
+    }
+
     fn client_gone(&mut self) -> bool {
         if self.aborted {
             return true;

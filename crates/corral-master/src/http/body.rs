@@ -104,7 +104,7 @@ pub struct InFlight {
     pump: Option<Pump>,
     /// The worker has produced the whole declared body (hyper stopped asking because the
     /// Content-Length is met): if this is dropped before `End`, the worker is finishing
-    /// normally, so wait for `End` without an `Abort` (which would only wake it for nothing).
+    /// normally, so no `Abort` (which would only wake it for nothing).
     delivered: bool,
 }
 
@@ -128,6 +128,12 @@ impl InFlight {
         self.lease.as_ref().map_or(0, |l| l.pid())
     }
 
+    /// The response is whole (the worker said `Complete`) but the worker is still running the
+    /// iterable's `close()`: the slot stays leased until its `End`, read in the background.
+    pub fn finish_after_end(&mut self) {
+        self.release_in_background(false);
+    }
+
     /// The worker said End/Failed (healthy) or the slot broke: release the slot.
     pub fn finish(&mut self, healthy: bool) {
         let Some(mut lease) = self.lease.take() else {
@@ -146,16 +152,15 @@ impl InFlight {
             });
         }
     }
-}
 
-impl Drop for InFlight {
-    fn drop(&mut self) {
+    /// Waits for the worker's `End` in a task of its own (after an `Abort` if asked), then
+    /// returns the slot, or retires it if the worker broke on the way.
+    fn release_in_background(&mut self, abort: bool) {
         let Some(mut lease) = self.lease.take() else {
             return;
         };
         let pump = self.pump.take();
         let id = self.id;
-        let abort = !self.delivered;
         tokio::spawn(async move {
             let sent = !abort || send_abort(&mut lease, id).await;
             let healthy = sent && drain_until_end(&mut lease).await;
@@ -169,6 +174,12 @@ impl Drop for InFlight {
                 lease.mark_broken();
             }
         });
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.release_in_background(!self.delivered);
     }
 }
 
@@ -257,6 +268,10 @@ impl WorkerBody {
                 }
                 Ok(Some(ToMaster::End { .. })) => {
                     self.flight.finish(true);
+                    return Poll::Ready(None);
+                }
+                Ok(Some(ToMaster::Complete { .. })) => {
+                    self.flight.finish_after_end();
                     return Poll::Ready(None);
                 }
                 Ok(Some(ToMaster::Failed { .. })) => {

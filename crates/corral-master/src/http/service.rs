@@ -297,8 +297,12 @@ fn build_response(
         .find(|(name, _)| name.eq_ignore_ascii_case(b"content-length"))
         .and_then(|(_, v)| parse_content_length(v));
     let body = match take_whole_body(&mut flight) {
-        Whole::Body(bytes) => {
+        Whole::Body(bytes, Ending::End) => {
             flight.finish(true);
+            RespBody::full(bytes)
+        }
+        Whole::Body(bytes, Ending::Complete) => {
+            flight.finish_after_end();
             RespBody::full(bytes)
         }
         Whole::Failed => {
@@ -336,22 +340,31 @@ fn canonical_reason_differs(status: StatusCode, reason: &[u8]) -> bool {
 }
 
 enum Whole {
-    /// `Chunk*` then `End` had all arrived: the whole body.
-    Body(Bytes),
+    /// `Chunk*` then `End` or `Complete` had all arrived: the whole body.
+    Body(Bytes, Ending),
     /// `Chunk*` then `Failed`: the app broke before any byte reached the client.
     Failed,
     /// The response is still coming: stream it.
     NotYet,
 }
 
+/// How a whole body ended: with `End` (the slot is free) or `Complete` (the worker is still
+/// in the iterable's `close()`).
+enum Ending {
+    End,
+    Complete,
+}
+
 /// Looks at the frames that arrived with the head, without waiting for more.
 fn take_whole_body(flight: &mut InFlight) -> Whole {
     let conn = flight.lease().conn();
     let buffered = conn.buffered();
-    let Some(end) = buffered
-        .iter()
-        .position(|m| matches!(m, ToMaster::End { .. } | ToMaster::Failed { .. }))
-    else {
+    let Some(end) = buffered.iter().position(|m| {
+        matches!(
+            m,
+            ToMaster::End { .. } | ToMaster::Complete { .. } | ToMaster::Failed { .. }
+        )
+    }) else {
         return Whole::NotYet;
     };
     if !buffered
@@ -372,9 +385,11 @@ fn take_whole_body(flight: &mut InFlight) -> Whole {
             }
         }
     }
+    let body = single.unwrap_or_else(|| out.freeze());
     match conn.take_buffered() {
         Some(ToMaster::Failed { .. }) => Whole::Failed,
-        _ => Whole::Body(single.unwrap_or_else(|| out.freeze())),
+        Some(ToMaster::Complete { .. }) => Whole::Body(body, Ending::Complete),
+        _ => Whole::Body(body, Ending::End),
     }
 }
 

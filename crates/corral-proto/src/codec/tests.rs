@@ -74,6 +74,7 @@ fn all_to_master() -> Vec<ToMaster> {
             offset: 10,
             len: 1 << 40,
         },
+        ToMaster::Complete { id: 3 },
         ToMaster::End { id: 3 },
         ToMaster::Failed {
             id: 3,

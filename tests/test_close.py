@@ -1,0 +1,107 @@
+"""The iterable's close() runs after the client has its whole response.
+
+Frameworks clean up in close() (Werkzeug's call_on_close, Django's request_finished). The
+worker tells the master the body is complete before calling it; the worker stays busy until
+close() returns. These tests pin what the client, the next request, a crash inside close() and
+a graceful stop each see.
+"""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+from support import APPS, MPMS, get_request, read_lines, wait_until
+
+APP = f"{APPS / 'wsgi_app.py'}:application"
+ONE_WORKER = ("--mpm", "prefork", "-w", "1")
+BODY = b"chunk-0\nchunk-1\n"
+
+
+def _get_whole_two_chunks(conn, query):
+    """GET /close?n=2&<query> on ``conn``; its response must be the whole two-chunk body."""
+    conn.send(get_request(f"/close?n=2&{query}"))
+    r = conn.read_response()
+    assert (r.status, r.body) == (200, BODY)
+
+
+@pytest.fixture(scope="module")
+def one_worker(module_corral):
+    return module_corral(APP, *ONE_WORKER)
+
+
+@pytest.mark.parametrize("length", ["1", "0"], ids=["content-length", "chunked"])
+def test_the_response_is_whole_before_close_runs(one_worker, tmp_path, length):
+    record = tmp_path / "record.txt"
+    r = one_worker.get(f"/close?record={record}&n=2&length={length}&close_sleep=2", timeout=10)
+    assert (r.status, r.body) == (200, BODY)
+    assert "close" not in read_lines(record), "the response waited for the iterable's close()"
+    wait_until(lambda: "close" in read_lines(record), 10, message="close() to be called")
+
+
+def test_requests_sent_while_the_worker_is_in_close_are_served_after_it(one_worker, tmp_path):
+    """Keep-alive requests back to back on the only worker: each next request arrives while
+    the worker is still in the previous close(), and must wait for it, then get its own
+    response."""
+    record = tmp_path / "record.txt"
+    expected_record = []
+    with one_worker.raw() as conn:
+        for i in range(4):
+            length = i % 2
+            conn.send(get_request(f"/close?record={record}&n={i + 1}&length={length}&close_sleep=0.2"))
+            r = conn.read_response()
+            expected = b"".join(f"chunk-{k}\n".encode() for k in range(i + 1))
+            assert (r.status, r.body) == (200, expected), f"request {i}"
+            # With a Content-Length the worker stops iterating once it is met (PEP 3333), so
+            # the generator never records "exhausted".
+            expected_record += ["close"] if length else ["exhausted", "close"]
+        assert not conn.eof
+    wait_until(lambda: read_lines(record).count("close") == 4, 10, message="four close() calls")
+    assert read_lines(record) == expected_record, "a request overlapped a close()"
+
+
+@pytest.mark.app_errors
+@pytest.mark.parametrize("length", ["1", "0"], ids=["content-length", "chunked"])
+def test_close_raising_after_a_whole_body_is_logged_and_the_connection_stays(
+    one_worker, tmp_path, length
+):
+    record = tmp_path / "record.txt"
+    mark = one_worker.mark()
+    with one_worker.raw() as conn:
+        _get_whole_two_chunks(conn, f"record={record}&length={length}&mode=close_raise")
+        text = one_worker.wait_for_stderr("close-after-body-token", since=mark)
+        assert "close() raised" in text, text
+        conn.send(get_request("/hello"))
+        assert conn.read_response().status == 200
+        assert not conn.eof
+
+
+@pytest.mark.app_errors
+def test_a_request_queued_behind_a_worker_that_dies_in_close_goes_to_its_replacement(
+    corral, tmp_path
+):
+    c = corral(APP, *ONE_WORKER)
+    record = tmp_path / "record.txt"
+    mark = c.mark()
+    with c.raw() as conn:
+        _get_whole_two_chunks(conn, f"record={record}&length=1&mode=close_exit&close_sleep=0.5")
+        # Sent while the only worker is still in close(), which then kills it: the request
+        # waits for the replacement.
+        conn.send(get_request("/hello"))
+        r = conn.read_response(timeout=20)
+        assert (r.status, r.body) == (200, b"Hello, world!\n"), r
+    c.wait_for_stderr("exited with status 1; replacing it", since=mark)
+
+
+@pytest.mark.parametrize("mpm", list(MPMS))
+def test_a_graceful_stop_lets_close_finish(corral, tmp_path, mpm):
+    c = corral(APP, *MPMS[mpm])
+    record = tmp_path / "record.txt"
+    r = c.get(f"/close?record={record}&n=2&length=1&close_sleep=1.5")
+    assert (r.status, r.body) == (200, BODY)
+    assert "close" not in read_lines(record)
+    c.signal(signal.SIGTERM)
+    assert c.wait(20) == 0, c.stderr_text()
+    assert read_lines(record) == ["close"], "the stop killed close() halfway"
+    assert c.leftovers() == []
