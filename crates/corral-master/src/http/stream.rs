@@ -39,10 +39,24 @@ impl Stream {
             Stream::Unix(s) => s.poll_write_ready(cx),
         }
     }
-    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.try_read(buf),
-            Stream::Unix(s) => s.try_read(buf),
+    /// Reads what is there into `buf`'s unfilled part, without zero-filling it first. A read
+    /// that leaves room in `buf` drained the socket, so tokio's readiness is cleared at once
+    /// (as tokio's own `poll_read` does): the next read waits for new data instead of costing a
+    /// `recv` that only says `EAGAIN`, once per request.
+    fn try_read_draining(&self, buf: &mut ReadBuf<'_>) -> io::Result<()> {
+        let room = buf.remaining();
+        let mut got = 0;
+        let read = match self {
+            Stream::Tcp(s) => s.try_io(Interest::READABLE, || {
+                drained(s.try_read_buf(buf), room, &mut got)
+            }),
+            Stream::Unix(s) => s.try_io(Interest::READABLE, || {
+                drained(s.try_read_buf(buf), room, &mut got)
+            }),
+        };
+        match read {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && got > 0 => Ok(()),
+            r => r,
         }
     }
     fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
@@ -152,8 +166,18 @@ impl Activity {
     }
 }
 
-/// The most read from the client per call (see `ConnIo::poll_read`).
-const READ_STEP: usize = 16 * 1024;
+/// The outcome of one read inside `try_io`: a short read is reported as `WouldBlock` so that
+/// tokio clears the readiness it saw before the read (race-free: an edge that arrives later
+/// carries a newer tick); `got` keeps the byte count.
+fn drained(read: io::Result<usize>, room: usize, got: &mut usize) -> io::Result<()> {
+    let n = read?;
+    *got = n;
+    if n > 0 && n < room {
+        Err(io::ErrorKind::WouldBlock.into())
+    } else {
+        Ok(())
+    }
+}
 
 /// The hyper I/O object: the shared socket plus activity tracking.
 pub struct ConnIo {
@@ -263,11 +287,10 @@ impl AsyncRead for ConnIo {
     ) -> Poll<io::Result<()>> {
         loop {
             ready!(self.stream.poll_read_ready(cx))?;
-            // hyper's buffer arrives uninitialised each time and safe code must zero what it
-            // reads into: zero (and read) at most READ_STEP bytes, not hyper's whole buffer.
-            let room = buf.remaining().min(READ_STEP);
-            match self.stream.try_read(buf.initialize_unfilled_to(room)) {
-                Ok(n) => {
+            let start = buf.filled().len();
+            match self.stream.try_read_draining(buf) {
+                Ok(()) => {
+                    let n = buf.filled().len() - start;
                     let this = self.as_mut().get_mut();
                     if n > 0 && !this.activity.in_request() {
                         let ms = this.activity.now_ms();
@@ -279,8 +302,6 @@ impl AsyncRead for ConnIo {
                             Ordering::Acquire,
                         );
                     }
-                    let start = buf.filled().len();
-                    buf.advance(n);
                     if let Some(head) = this.framing.feed(&buf.filled()[start..]) {
                         this.activity.ambiguous_head.store(head, Ordering::Release);
                     }
