@@ -311,6 +311,22 @@ def test_head_has_no_body_and_get_headers(server):
     assert after.body == b"Hello, world!\n"
 
 
+@pytest.mark.parametrize("method, status", [("HEAD", "200 OK"), ("GET", "304 Not Modified"),
+                                            ("GET", "204 No Content")])
+def test_a_bodiless_response_may_declare_a_length(server, method, status):
+    """RFC 9110 §8.6: a response to HEAD, and a 204 or 304, may carry the Content-Length the
+    body would have had. Its empty body is not a short one: no 500, no cut connection."""
+    query = "status=" + status.replace(" ", "%20")
+    with server.raw() as conn:
+        conn.send(get_request(f"/declared_empty?{query}", method=method))
+        r = conn.read_response(method="HEAD" if method == "HEAD" else "GET")
+        assert r.status == int(status[:3]), r
+        assert r.body == b""
+        conn.send(get_request("/hello"))
+        assert conn.read_response().body == b"Hello, world!\n"
+        assert not conn.eof
+
+
 def test_head_of_streaming_response(server):
     with server.raw() as conn:
         conn.send(

@@ -38,6 +38,10 @@ Routes:
   /environ                    JSON dump of environ: {key: {"type", "value"}}
   /sysinfo                    JSON: pid, ppid, pgid, cwd, sys.prefix, sys.path
   /headers?status=            two Set-Cookie headers, a latin-1 value, any status
+  /big?kib=&forever=&record=  a large generated body (see big())
+  /start_thread               leaves a background thread running
+  /sized?bytes=               a generator of exactly that many bytes, with Content-Length
+  /declared_empty?status=     Content-Length 14 and no body (as HEAD, 204, 304 allow)
 """
 
 import json
@@ -400,6 +404,27 @@ def start_thread(environ, start_response):
     return _text(start_response, "started\n")
 
 
+def sized(environ, start_response):
+    """A generator (it has close()) of exactly `bytes` bytes, with Content-Length."""
+    n = int(_query(environ)["bytes"])
+    start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(n))])
+
+    def body():
+        yield b"x" * n
+
+    return body()
+
+
+def declared_empty(environ, start_response):
+    """Declares Content-Length 14 and sends nothing (right for HEAD, 204 and 304)."""
+    status = _query(environ).get("status", "200 OK")
+    headers = [("Content-Length", "14")]
+    if status[:3] not in ("204", "304"):  # wsgiref.validate: no Content-Type without content
+        headers.append(("Content-Type", "text/plain"))
+    start_response(status, headers)
+    return []
+
+
 def not_found(environ, start_response):
     return _text(start_response, "not found\n", status="404 Not Found")
 
@@ -425,6 +450,8 @@ ROUTES = {
     "/headers": headers_route,
     "/big": big,
     "/start_thread": start_thread,
+    "/sized": sized,
+    "/declared_empty": declared_empty,
 }
 
 

@@ -63,6 +63,11 @@ impl StartResponse {
         self.head.is_some()
     }
 
+    /// The status the app gave to `start_response`, if it called it.
+    pub(crate) fn status(&self) -> Option<u16> {
+        self.head.as_ref().map(|h| h.status)
+    }
+
     /// Queues the head if it has not gone out yet. Fails if start_response was never called.
     pub(crate) fn ensure_head(&mut self) -> PyResult<()> {
         if self.head_sent {

@@ -50,7 +50,7 @@ pub fn handle(
     match result {
         Ok(iterable) => {
             let outcome = consume(py, id, &iterable, &responder);
-            let outcome = check_declared_length(py, id, outcome, &responder);
+            let outcome = check_declared_length(py, id, outcome, &responder, &head.method);
             close(py, id, &iterable, &responder, outcome)
         }
         Err(e) => {
@@ -61,17 +61,24 @@ pub fn handle(
 }
 
 /// A body shorter than its declared Content-Length is not complete: the client must not
-/// mistake it for a whole response.
+/// mistake it for a whole response. A response that has no body (to HEAD; 1xx, 204, 304) may
+/// declare the length the body would have had (RFC 9110 §8.6), so it is never short.
 fn check_declared_length(
     py: Python<'_>,
     id: u64,
     outcome: Outcome,
     responder: &Py<StartResponse>,
+    method: &[u8],
 ) -> Outcome {
     if outcome != Outcome::Complete {
         return outcome;
     }
-    match responder.borrow(py).short_of_declared() {
+    let responder = responder.borrow(py);
+    let bodiless = matches!(responder.status(), Some(100..=199 | 204 | 304));
+    if method == b"HEAD" || bodiless {
+        return outcome;
+    }
+    match responder.short_of_declared() {
         Some((sent, declared)) => {
             tracing::error!(
                 req = id,

@@ -131,7 +131,7 @@ impl SlotChannel {
                 kind: FailKind::Truncated,
             },
         };
-        encode(&msg, &mut self.outbox);
+        self.queue_closing_frame(&msg)?;
         self.flush_outbox()?;
         while !self.body_done {
             match self.next_message()? {
@@ -153,6 +153,14 @@ impl SlotChannel {
         Ok(())
     }
 
+    /// Queues `End`, `Complete` or `Failed` after what is queued, in a packet of its own if the
+    /// current one is too full (a body can fill a packet to the last byte).
+    fn queue_closing_frame(&mut self, msg: &ToMaster) -> io::Result<()> {
+        self.reserve(CLOSING_FRAME)?;
+        encode(msg, &mut self.outbox);
+        Ok(())
+    }
+
     /// Makes room for `need` more bytes in the current packet.
     fn reserve(&mut self, need: usize) -> io::Result<()> {
         if self.outbox.len() + need > MAX_PACKET {
@@ -161,6 +169,9 @@ impl SlotChannel {
         Ok(())
     }
 }
+
+/// The largest of `End`, `Complete` and `Failed`: length, tag, id, failure kind.
+const CLOSING_FRAME: usize = 4 + 1 + 8 + 1;
 
 /// Frame overhead of a `Chunk`: length, tag, id, byte-string length.
 const CHUNK_OVERHEAD: usize = 4 + 1 + 8 + 4;
@@ -239,7 +250,7 @@ impl Transport for SlotChannel {
     }
 
     fn body_complete(&mut self) -> io::Result<()> {
-        encode(&ToMaster::Complete { id: self.current }, &mut self.outbox);
+        self.queue_closing_frame(&ToMaster::Complete { id: self.current })?;
         self.flush_outbox()
     }
 
@@ -269,4 +280,64 @@ fn invalid<E: std::fmt::Display>(e: E) -> io::Error {
         io::ErrorKind::InvalidData,
         format!("IPC protocol error: {e}"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use corral_proto::decode_to_master;
+
+    /// Every frame the master would receive, reading as it does (packets of `MAX_PACKET`).
+    fn received(master: &OwnedFd) -> Vec<ToMaster> {
+        let mut frames = Vec::new();
+        let mut rx = BytesMut::new();
+        loop {
+            let got = recv_packet_into(
+                master.as_fd(),
+                &mut rx,
+                MAX_PACKET,
+                &mut Vec::new(),
+                RecvFlags::DontWait,
+            );
+            match got {
+                Ok(0) => break,
+                Ok(_) => {
+                    let mut packet = rx.split();
+                    while let Some(m) = decode_to_master(&mut packet).unwrap() {
+                        frames.push(m);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("the master could not receive a packet: {e}"),
+            }
+        }
+        frames
+    }
+
+    #[test]
+    fn closing_frames_never_push_a_packet_past_the_limit() {
+        let (ours, master) = corral_sys::seqpacket_pair().unwrap();
+        let mut chan = SlotChannel::new(ours);
+        chan.current = 1;
+        let head = ResponseHead {
+            status: 200,
+            reason: Bytes::from_static(b"OK"),
+            headers: vec![(
+                Bytes::from_static(b"Content-Type"),
+                Bytes::from_static(b"application/octet-stream"),
+            )],
+        };
+        chan.send_head(head).unwrap();
+        let body = vec![b'x'; MAX_PACKET - chan.outbox.len() - CHUNK_OVERHEAD];
+        chan.send_data(&body).unwrap();
+        assert_eq!(chan.outbox.len(), MAX_PACKET, "the body fills the packet");
+        chan.body_complete().unwrap();
+        chan.finish(Outcome::Complete).unwrap();
+        let frames = received(&master);
+        assert!(matches!(&frames[1], ToMaster::Chunk { data, .. } if data.len() == body.len()));
+        assert_eq!(
+            frames[2..],
+            [ToMaster::Complete { id: 1 }, ToMaster::End { id: 1 }]
+        );
+    }
 }

@@ -42,7 +42,9 @@ impl Stream {
     /// Reads what is there into `buf`'s unfilled part, without zero-filling it first. A read
     /// that leaves room in `buf` drained the socket, so tokio's readiness is cleared at once
     /// (as tokio's own `poll_read` does): the next read waits for new data instead of costing a
-    /// `recv` that only says `EAGAIN`, once per request.
+    /// `recv` that only says `EAGAIN`, once per request. (A read can also stop short at TCP
+    /// urgent data with more queued behind it; that connection then waits for its client's next
+    /// bytes or its timer. tokio's own reads share this, and no other connection is affected.)
     fn try_read_draining(&self, buf: &mut ReadBuf<'_>) -> io::Result<()> {
         let room = buf.remaining();
         let mut got = 0;
