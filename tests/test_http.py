@@ -242,3 +242,19 @@ def test_connection_close_is_honoured(server):
         assert conn.eof
     resp, _ = parse_response(data, eof=True)
     assert resp.status == 200
+
+
+def test_a_head_within_every_limit_but_too_big_for_a_worker_is_431(corral):
+    """Default limits: each header under --limit-request-field-size and the head under hyper's
+    buffer, yet together larger than one IPC packet (64 KiB). It is refused before a worker is
+    involved; no worker may be retired for it (that was a way for any client to kill workers)."""
+    c = corral(f"{APPS / 'wsgi_app.py'}:application", "--mpm", "prefork", "-w", "1")
+    pid = c.get("/slow?sleep=0").json()["pid"]
+    big = "".join(f"X-Big-{i}: {'b' * 7400}\r\n" for i in range(9))
+    mark = c.mark()
+    with RawConnection(c.port, timeout=10) as conn:
+        conn.send(f"GET /hello HTTP/1.1\r\n{H}{big}\r\n".encode())
+        r = conn.read_response(timeout=10)
+    assert r.status == 431, r
+    assert c.get("/slow?sleep=0").json()["pid"] == pid, "a worker was retired for a client's head"
+    assert "replacing it" not in c.stderr_since(mark)

@@ -5,7 +5,7 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use crate::head::{RequestHead, ResponseHead};
+use crate::head::{RequestHead, RequestHeadRef, ResponseHead};
 use crate::msg::{ExitStatus, FailKind, FromZygote, ToMaster, ToWorker, ToZygote};
 
 /// The largest frame any side accepts; bigger ones mean a corrupt or hostile peer.
@@ -61,6 +61,19 @@ pub fn decode<M: Decode>(buf: &mut BytesMut) -> Result<Option<M>, DecodeError> {
     Ok(Some(msg))
 }
 
+/// Encodes `ToWorker::Request` straight from borrowed parts (the master's parsed request):
+/// the same bytes as for the equivalent `RequestHead`, without building one.
+pub fn encode_request<'a>(
+    id: u64,
+    head: RequestHeadRef<'a, impl IntoIterator<Item = (&'a [u8], &'a [u8])>>,
+    out: &mut BytesMut,
+) {
+    frame(out, 1, |o| {
+        o.put_u64_le(id);
+        put_request_head(o, head);
+    })
+}
+
 /// Encodes `ToMaster::Chunk { id, data }` straight from a borrowed slice (the worker's
 /// body bytes live in Python objects; building a `Bytes` first would copy them twice).
 pub fn encode_chunk(id: u64, data: &[u8], out: &mut BytesMut) {
@@ -101,11 +114,20 @@ fn put_bytes(out: &mut BytesMut, b: &[u8]) {
 }
 
 fn put_pairs(out: &mut BytesMut, pairs: &[(Bytes, Bytes)]) {
-    out.put_u32_le(pairs.len() as u32);
+    put_pair_iter(out, pairs.iter().map(|(k, v)| (&k[..], &v[..])));
+}
+
+/// A count, then each pair; the count is patched in afterwards, so any iterator will do.
+fn put_pair_iter<'a>(out: &mut BytesMut, pairs: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) {
+    let at = out.len();
+    out.put_u32_le(0);
+    let mut count = 0u32;
     for (k, v) in pairs {
         put_bytes(out, k);
         put_bytes(out, v);
+        count += 1;
     }
+    out[at..at + 4].copy_from_slice(&count.to_le_bytes());
 }
 
 fn need(p: &Bytes, n: usize) -> Result<(), DecodeError> {
@@ -161,17 +183,20 @@ fn get_pairs(p: &mut Bytes) -> Result<Vec<(Bytes, Bytes)>, DecodeError> {
 
 // === RequestHead / ResponseHead ===
 
-fn put_request_head(out: &mut BytesMut, h: &RequestHead) {
-    put_bytes(out, &h.method);
-    put_bytes(out, &h.target);
+fn put_request_head<'a>(
+    out: &mut BytesMut,
+    h: RequestHeadRef<'a, impl IntoIterator<Item = (&'a [u8], &'a [u8])>>,
+) {
+    put_bytes(out, h.method);
+    put_bytes(out, h.target);
     out.put_u8(h.version);
-    put_pairs(out, &h.headers);
-    put_bytes(out, &h.peer_ip);
+    put_pair_iter(out, h.headers);
+    put_bytes(out, h.peer_ip);
     out.put_u16_le(h.peer_port);
-    put_bytes(out, &h.local_ip);
+    put_bytes(out, h.local_ip);
     out.put_u16_le(h.local_port);
-    put_bytes(out, &h.scheme);
-    put_bytes(out, &h.script_name);
+    put_bytes(out, h.scheme);
+    put_bytes(out, h.script_name);
     match h.content_length {
         Some(n) => {
             out.put_u8(1);
@@ -220,10 +245,7 @@ fn get_response_head(p: &mut Bytes) -> Result<ResponseHead, DecodeError> {
 impl Encode for ToWorker {
     fn encode(&self, out: &mut BytesMut) {
         match self {
-            ToWorker::Request { id, head } => frame(out, 1, |o| {
-                o.put_u64_le(*id);
-                put_request_head(o, head);
-            }),
+            ToWorker::Request { id, head } => encode_request(*id, head.borrowed(), out),
             ToWorker::Body { id, chunk } => frame(out, 2, |o| {
                 o.put_u64_le(*id);
                 put_bytes(o, chunk);

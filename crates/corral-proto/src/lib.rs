@@ -36,8 +36,8 @@ pub mod head;
 pub mod msg;
 
 pub use codec::{decode, decode_from_zygote, decode_to_master, decode_to_worker, decode_to_zygote};
-pub use codec::{encode, encode_chunk, Decode, DecodeError, Encode};
-pub use head::{RequestHead, ResponseHead};
+pub use codec::{encode, encode_chunk, encode_request, Decode, DecodeError, Encode};
+pub use head::{RequestHead, RequestHeadRef, ResponseHead};
 pub use msg::{ExitStatus, FailKind, FromZygote, ToMaster, ToWorker, ToZygote};
 
 /// Bumped whenever a message changes shape; a worker built from another binary is refused.

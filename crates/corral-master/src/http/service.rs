@@ -7,7 +7,9 @@ use std::time::{Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use corral_config::HttpConfig;
-use corral_proto::{encode, RequestHead, ResponseHead, ToMaster, ToWorker, MAX_CHUNK, MAX_PACKET};
+use corral_proto::{
+    encode, encode_request, RequestHeadRef, ResponseHead, ToMaster, ToWorker, MAX_CHUNK, MAX_PACKET,
+};
 use http::{header, HeaderName, HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -90,10 +92,11 @@ async fn serve(
         ));
     }
     let (parts, mut body) = req.into_parts();
-    let head = request_head(&parts, ctx, conn)?;
-    if head.content_length.is_some_and(|n| n > ctx.http.max_body) {
+    let content_length = check_request(&parts, &ctx.http)?;
+    if content_length.is_some_and(|n| n > ctx.http.max_body) {
         return Err(Refusal::BodyTooLarge);
     }
+    let head = encode_head(id, &parts, content_length, ctx, conn)?;
     let (buffered, seen, complete) = buffer_body(&mut body, &ctx.http).await?;
     let mut flight = None;
     for _attempt in 0..3 {
@@ -122,30 +125,16 @@ async fn serve(
     Ok((build_response(head, flight, &conn.files)?, pid))
 }
 
-/// Checks the limits hyper does not, and copies what the worker needs.
-fn request_head(
-    parts: &http::request::Parts,
-    ctx: &AppCtx,
-    conn: &ConnMeta,
-) -> Result<RequestHead, Refusal> {
-    let target = match parts.uri.path_and_query() {
-        Some(pq) => Bytes::copy_from_slice(pq.as_str().as_bytes()),
-        None if parts.method == http::Method::OPTIONS => Bytes::from_static(b"*"),
-        None => Bytes::from_static(b"/"),
-    };
-    let line_len = parts.method.as_str().len() + target.len() + 10;
-    if line_len > ctx.http.limit_request_line {
+/// Checks the limits hyper does not; returns the body's declared length (`None`: chunked).
+fn check_request(parts: &http::request::Parts, http: &HttpConfig) -> Result<Option<u64>, Refusal> {
+    let line_len = parts.method.as_str().len() + request_target(parts).len() + 10;
+    if line_len > http.limit_request_line {
         return Err(Refusal::UriTooLong);
     }
-    let mut headers = Vec::with_capacity(parts.headers.len());
     for (name, value) in &parts.headers {
-        if name.as_str().len() + value.len() + 2 > ctx.http.limit_request_field_size {
+        if name.as_str().len() + value.len() + 2 > http.limit_request_field_size {
             return Err(Refusal::HeaderTooLarge);
         }
-        headers.push((
-            Bytes::copy_from_slice(name.as_str().as_bytes()),
-            Bytes::copy_from_slice(value.as_bytes()),
-        ));
     }
     if let Some(te) = parts.headers.get(header::TRANSFER_ENCODING) {
         // hyper accepts any coding list that ends in chunked; anything but a plain "chunked"
@@ -154,31 +143,61 @@ fn request_head(
             return Err(Refusal::BadRequest("unsupported Transfer-Encoding"));
         }
     }
-    let content_length = match parts.headers.get(header::CONTENT_LENGTH) {
-        Some(v) => Some(
-            parse_content_length(v.as_bytes())
-                .ok_or(Refusal::BadRequest("invalid Content-Length"))?,
-        ),
-        None if parts.headers.contains_key(header::TRANSFER_ENCODING) => None,
-        None => Some(0),
-    };
-    Ok(RequestHead {
-        method: Bytes::copy_from_slice(parts.method.as_str().as_bytes()),
-        target,
+    match parts.headers.get(header::CONTENT_LENGTH) {
+        Some(v) => parse_content_length(v.as_bytes())
+            .map(Some)
+            .ok_or(Refusal::BadRequest("invalid Content-Length")),
+        None if parts.headers.contains_key(header::TRANSFER_ENCODING) => Ok(None),
+        None => Ok(Some(0)),
+    }
+}
+
+/// The request target as the worker gets it: path and query as sent, `*` for `OPTIONS *`.
+fn request_target(parts: &http::request::Parts) -> &[u8] {
+    match parts.uri.path_and_query() {
+        Some(pq) => pq.as_str().as_bytes(),
+        None if parts.method == http::Method::OPTIONS => b"*",
+        None => b"/",
+    }
+}
+
+/// The `Request` frame, encoded once straight from hyper's parts (no copy of each header into
+/// a `RequestHead`) and reused if the request has to go to another slot.
+fn encode_head(
+    id: u64,
+    parts: &http::request::Parts,
+    content_length: Option<u64>,
+    ctx: &AppCtx,
+    conn: &ConnMeta,
+) -> Result<Bytes, Refusal> {
+    let mut out = BytesMut::with_capacity(512);
+    let head = RequestHeadRef {
+        method: parts.method.as_str().as_bytes(),
+        target: request_target(parts),
         version: if parts.version == http::Version::HTTP_10 {
             10
         } else {
             11
         },
-        headers,
-        peer_ip: conn.peer_ip.clone(),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str().as_bytes(), value.as_bytes())),
+        peer_ip: &conn.peer_ip,
         peer_port: conn.peer_port,
-        local_ip: conn.local_ip.clone(),
+        local_ip: &conn.local_ip,
         local_port: conn.local_port,
-        scheme: Bytes::from_static(b"http"),
-        script_name: ctx.script_name.clone(),
+        scheme: b"http",
+        script_name: &ctx.script_name,
         content_length,
-    })
+    };
+    encode_request(id, head, &mut out);
+    if out.len() > MAX_PACKET {
+        // Every header is within its limit, but together they would not fit the IPC packet a
+        // worker receives: refuse the head as a whole, before any worker is involved.
+        return Err(Refusal::HeaderTooLarge);
+    }
+    Ok(out.freeze())
 }
 
 /// A Content-Length value (request or response), if it is a plain decimal number.
@@ -217,28 +236,17 @@ async fn buffer_body(
     Ok((pieces, seen, false))
 }
 
-/// Sends the request head, the buffered body and (if complete) its end, packing frames into
-/// as few packets as fit.
+/// Sends the encoded request head, the buffered body and (if complete) its end, packing
+/// frames into as few packets as fit.
 async fn send_request(
     lease: &mut crate::pool::Lease,
     id: u64,
-    head: &RequestHead,
+    head: &Bytes,
     body: &[Bytes],
     complete: bool,
 ) -> std::io::Result<()> {
-    let mut packet = BytesMut::with_capacity(1024);
-    encode(
-        &ToWorker::Request {
-            id,
-            head: Box::new(head.clone()),
-        },
-        &mut packet,
-    );
-    if packet.len() > MAX_PACKET {
-        return Err(std::io::Error::other(
-            "request head too large for one IPC packet",
-        ));
-    }
+    let mut packet = BytesMut::with_capacity(head.len() + 64);
+    packet.extend_from_slice(head);
     for data in body {
         for piece in data.chunks(MAX_CHUNK) {
             if packet.len() + piece.len() + 32 > MAX_PACKET {

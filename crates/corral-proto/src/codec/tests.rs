@@ -195,3 +195,48 @@ fn header_count_larger_than_frame_is_refused_without_allocating() {
     });
     assert!(decode_to_master(&mut b).is_err());
 }
+
+#[test]
+fn a_request_encoded_from_borrowed_parts_is_the_same_frame() {
+    let head = sample_head();
+    let mut owned = BytesMut::new();
+    encode(
+        &ToWorker::Request {
+            id: 7,
+            head: Box::new(head.clone()),
+        },
+        &mut owned,
+    );
+    // Headers from a different source than a Vec<(Bytes, Bytes)>, as the master's HeaderMap.
+    let pairs: Vec<(&[u8], &[u8])> = vec![
+        (&b"host"[..], &b"example.org"[..]),
+        (&b"x-dup"[..], &b"1"[..]),
+        (&b"x-dup"[..], &b"2"[..]),
+    ];
+    let mut borrowed = BytesMut::new();
+    encode_request(
+        7,
+        RequestHeadRef {
+            method: b"POST",
+            target: b"/a%20b?x=1",
+            version: 11,
+            headers: pairs,
+            peer_ip: b"127.0.0.1",
+            peer_port: 5555,
+            local_ip: b"127.0.0.1",
+            local_port: 8000,
+            scheme: b"http",
+            script_name: b"",
+            content_length: Some(42),
+        },
+        &mut borrowed,
+    );
+    assert_eq!(owned, borrowed);
+    assert_eq!(
+        decode::<ToWorker>(&mut borrowed).unwrap(),
+        Some(ToWorker::Request {
+            id: 7,
+            head: Box::new(head)
+        })
+    );
+}
