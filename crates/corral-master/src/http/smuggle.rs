@@ -151,7 +151,10 @@ impl FramingTracker {
         }
         let searched = self.head.len().saturating_sub(2);
         let room = self.max_head.saturating_sub(self.head.len());
-        let take = bytes.len().min(room.max(1));
+        // Copy no further than the head's end: a body read together with its head (a 64 KiB
+        // upload arrives in the same read) is skipped, not copied.
+        let wanted = head_end_across(&self.head, bytes).unwrap_or(bytes.len());
+        let take = wanted.min(room.max(1));
         self.head.extend_from_slice(&bytes[..take]);
         let Some(end) = head_end(&self.head, searched) else {
             if self.head.len() >= self.max_head {
@@ -190,6 +193,24 @@ fn head_end(buf: &[u8], from: usize) -> Option<usize> {
         (b'\n', Some(b'\r'), Some(b'\n')) => Some(i + 3),
         _ => None,
     })
+}
+
+/// Where a head that starts with `head` and goes on with `more` ends, as an offset into `more`
+/// (just past the blank line). Only the positions from `head.len() - 2` on are looked at: the
+/// earlier ones were searched when `head` was fed.
+fn head_end_across(head: &[u8], more: &[u8]) -> Option<usize> {
+    let at = |k: usize| match k.checked_sub(head.len()) {
+        None => head.get(k).copied(),
+        Some(j) => more.get(j).copied(),
+    };
+    let from = head.len().saturating_sub(2);
+    (from..head.len() + more.len())
+        .find_map(|i| match (at(i), at(i + 1), at(i + 2)) {
+            (Some(b'\n'), Some(b'\n'), _) => Some(i + 2),
+            (Some(b'\n'), Some(b'\r'), Some(b'\n')) => Some(i + 3),
+            _ => None,
+        })
+        .map(|end| end.saturating_sub(head.len()))
 }
 
 /// What a head says about the body that follows it.
@@ -250,6 +271,32 @@ mod tests {
         let mut t = FramingTracker::default();
         assert_eq!(t.feed(CLTE), Some(1));
         assert_eq!(t.feed(b"0\r\n\r\nGET / HTTP/1.1\r\n\r\n"), None);
+    }
+
+    #[test]
+    fn a_body_read_with_its_head_is_not_copied() {
+        let mut t = FramingTracker::default();
+        let mut read = b"POST / HTTP/1.1\r\nContent-Length: 65536\r\n\r\n".to_vec();
+        read.extend(std::iter::repeat_n(b'x', 65536));
+        assert_eq!(t.feed(&read), None);
+        assert_eq!((t.heads, t.state), (1, State::Head));
+        assert!(
+            t.head.capacity() < 4096,
+            "the body went through the head buffer"
+        );
+    }
+
+    #[test]
+    fn a_blank_line_split_across_reads_ends_the_head() {
+        for cut in 1..4 {
+            let head = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+            let (a, b) = head.split_at(head.len() - cut);
+            let mut t = FramingTracker::default();
+            assert_eq!(t.feed(a), None);
+            assert_eq!(t.heads, 0, "cut {cut}: the head is not over yet");
+            assert_eq!(t.feed(b), None);
+            assert_eq!((t.heads, t.state), (1, State::Head), "cut {cut}");
+        }
     }
 
     #[test]
