@@ -158,6 +158,13 @@ def targets(cells):
     return out
 
 
+def placement_split(o):
+    # Runs before --slow-cpu existed placed the slow clients beside wrk.
+    beside_server = o.get("slow_cpu", "load") == "server"
+    return ("server (all its processes) on CPU 0, wrk on CPU 1; the slow clients on CPU "
+            + ("0, beside the server." if beside_server else "1, beside wrk."))
+
+
 def header(meta, recs, events):
     loads = [r["load1"] for r in recs if isinstance(r.get("load1"), (int, float))]
     other = [r["cpu_other"] for r in recs if isinstance(r.get("cpu_other"), (int, float))]
@@ -168,8 +175,7 @@ def header(meta, recs, events):
              f"- Machine: {meta['machine']['cpus']} CPUs ({meta['machine']['cpu_model']}), "
              f"{meta['machine']['mem_gib']} GiB, {meta['machine']['os']}, kernel {meta['machine']['kernel']}; "
              f"{meta['machine']['wrk']}",
-             f"- Placement `{o['pin']}`: " + ("server (all its processes) on CPU 0, wrk and slow clients on CPU 1."
-                                              if o["pin"] == "split" else "nothing pinned."),
+             f"- Placement `{o['pin']}`: " + (placement_split(o) if o["pin"] == "split" else "nothing pinned."),
              f"- Load: wrk -t1 -c{o['connections']} -d{o['duration']}s --latency, warm-up {o['warmup']} s "
              f"(discarded), {o['repetitions']} repetition(s), servers alternating (forward, then reverse order).",
              f"- Machine load: 1-min load average {min(loads, default=0):.2f}–{max(loads, default=0):.2f} during "
