@@ -25,6 +25,33 @@ def test_keepalive_timeout_closes_idle_connections(corral):
     assert c.get("/hello").status == 200
 
 
+def test_keepalive_counts_from_the_end_of_the_response(corral):
+    # The connection's first deadline is the (longer) header timeout; the keep-alive count that
+    # the response starts must not wait for it.
+    c = corral(WSGI_APP, "--keepalive-timeout", "1s", "--header-timeout", "4s")
+    with c.raw() as conn:
+        conn.send(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert conn.read_response().status == 200
+        started = time.monotonic()
+        assert conn.wait_closed(timeout=6), "idle keep-alive connection still open after 6 s"
+        elapsed = time.monotonic() - started
+    assert 0.8 <= elapsed <= 2.5, f"closed {elapsed:.1f} s after the response (keep-alive 1 s)"
+
+
+def test_a_head_started_late_in_the_idle_time_gets_its_whole_header_timeout(corral):
+    c = corral(WSGI_APP, "--keepalive-timeout", "2s", "--header-timeout", "2s")
+    with c.raw() as conn:
+        conn.send(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert conn.read_response().status == 200
+        time.sleep(1.5)
+        conn.send(b"GET /hello HTTP/1.1\r\nHost: x\r\n")  # never finished
+        started = time.monotonic()
+        reply = conn.read_until_close(timeout=6)
+        elapsed = time.monotonic() - started
+    assert reply.startswith(b"HTTP/1.1 408 "), f"after {elapsed:.1f} s: {reply[:200]!r}"
+    assert 1.8 <= elapsed <= 3.5, f"408 came {elapsed:.1f} s after the head started (timeout 2 s)"
+
+
 def test_bodies_larger_than_the_body_buffer_are_streamed(corral):
     c = corral(WSGI_APP, "--body-buffer", "16KiB", "--max-body", "64MiB", "--mpm", "worker", "-w", "1", "--threads", "2")
     body = os.urandom(10 * 1024 * 1024 + 3)

@@ -20,9 +20,11 @@ pub struct Completion {
 
 impl Drop for Completion {
     fn drop(&mut self) {
-        self.activity
-            .requests_finished
-            .fetch_add(1, Ordering::AcqRel);
+        let activity = &self.activity;
+        activity
+            .finished_ms
+            .store(activity.now_ms(), Ordering::Release);
+        activity.requests_finished.fetch_add(1, Ordering::AcqRel);
         if let Some(log) = &self.log {
             let mut r = std::mem::take(&mut self.record);
             r.bytes = self.bytes;

@@ -8,7 +8,6 @@
 //! So the timers live here: the task sleeps until the next deadline that the connection's
 //! [`Activity`] implies, and re-checks.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +16,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{sleep_until, Instant};
+
+use corral_config::HttpConfig;
 
 use crate::http::error::{http_date_now, Refusal};
 use crate::http::file_send::FileQueue;
@@ -93,37 +94,53 @@ pub async fn serve(
             http.header_timeout
         }
     };
+    let longest_wait = longest_wait(&http);
     let mut idle_since = Instant::now();
-    let mut finished_seen = 0;
     let mut stopping = *stop.borrow();
     if stopping {
         conn.as_mut().graceful_shutdown();
     }
     loop {
         let now = Instant::now();
-        let finished = activity.requests_finished.load(Ordering::Acquire);
-        if finished != finished_seen {
-            finished_seen = finished;
-            idle_since = now;
+        let finished = activity.last_finished().map(Instant::from_std);
+        if let Some(f) = finished {
+            idle_since = idle_since.max(f);
         }
         let phase = if let Some(since) = activity.write_blocked_since() {
+            // Keep-alive counts from when the client has taken the last response.
             idle_since = now;
             Phase::Stalled(Instant::from_std(since) + http.send_timeout)
         } else if activity.busy() {
-            // Keep-alive counts from the end of the last response, not from its hand-over.
-            idle_since = now;
             Phase::Busy
         } else if let Some(started) = activity.head_started() {
             Phase::Head(Instant::from_std(started) + http.header_timeout)
         } else {
-            Phase::Idle(idle_since + idle_limit(finished > 0))
+            Phase::Idle(idle_since + idle_limit(finished.is_some()))
         };
-        let wake = match phase {
-            Phase::Busy => now + Duration::from_secs(1).min(http.header_timeout),
-            Phase::Head(t) | Phase::Idle(t) | Phase::Stalled(t) => {
-                t.min(now + Duration::from_secs(1))
+        // The phase is computed afresh at every wake-up, so a deadline acts only on the state
+        // it was set for (a head that started after the last wake-up has its own deadline).
+        match phase {
+            Phase::Head(t) if now >= t => {
+                // hyper is no longer polled, so it cannot write concurrently.
+                let reply = Refusal::HeadTimeout.raw_reply(&http_date_now());
+                let reply = stream.write_all(&reply);
+                let _ = tokio::time::timeout(Duration::from_secs(1), reply).await;
+                return;
             }
-        };
+            Phase::Idle(t) if now >= t => return,
+            Phase::Stalled(t) if now >= t => {
+                tracing::warn!(
+                    "client {}:{} read nothing of its response for {:?} \
+                     (--send-timeout); closing the connection",
+                    String::from_utf8_lossy(&client.peer_ip),
+                    client.peer_port,
+                    http.send_timeout
+                );
+                return;
+            }
+            _ => {}
+        }
+        let wake = next_check(&phase, now, longest_wait);
         tokio::select! {
             result = conn.as_mut() => {
                 if let Err(e) = result {
@@ -131,31 +148,7 @@ pub async fn serve(
                 }
                 return;
             }
-            _ = sleep_until(wake) => {
-                let now = Instant::now();
-                match phase {
-                    Phase::Head(t) if now >= t && !activity.busy() => {
-                        // hyper is no longer polled, so it cannot write concurrently.
-                        let reply = Refusal::HeadTimeout.raw_reply(&http_date_now());
-                        let reply = stream.write_all(&reply);
-                        let _ = tokio::time::timeout(Duration::from_secs(1), reply).await;
-                        return;
-                    }
-                    Phase::Idle(t) if now >= t && !activity.busy()
-                        && activity.head_started().is_none() => return,
-                    Phase::Stalled(_) if stalled_for(&activity, http.send_timeout, now) => {
-                        tracing::warn!(
-                            "client {}:{} read nothing of its response for {:?} \
-                             (--send-timeout); closing the connection",
-                            String::from_utf8_lossy(&client.peer_ip),
-                            client.peer_port,
-                            http.send_timeout
-                        );
-                        return;
-                    }
-                    _ => {}
-                }
-            }
+            _ = sleep_until(wake) => {}
             _ = stop.changed(), if !stopping => {
                 stopping = true;
                 conn.as_mut().graceful_shutdown();
@@ -164,9 +157,34 @@ pub async fn serve(
     }
 }
 
-/// The client has taken no response byte for at least `limit` before `now`.
-fn stalled_for(activity: &Activity, limit: Duration, now: Instant) -> bool {
-    activity
-        .write_blocked_since()
-        .is_some_and(|since| Instant::from_std(since) + limit <= now)
+/// When to look at the connection again. Phase changes happen while hyper is polled and do not
+/// end the wait, and each change starts a timeout at an instant `Activity` records (a head's
+/// first byte, the end of a response, the first write the client did not take). Waiting at most
+/// `longest` (the shortest of those timeouts) after the last look is therefore never late for
+/// a deadline a change brought. A stalled response is looked at every second: the instant the
+/// client starts reading again is not recorded, and the keep-alive count starts there.
+///
+/// Idle and slow-header connections, the ones a server holds by the thousand, thus wake once per
+/// `longest` or at their deadline, not every second.
+fn next_check(phase: &Phase, now: Instant, longest: Duration) -> Instant {
+    const STALLED_CHECK: Duration = Duration::from_secs(1);
+    match *phase {
+        Phase::Head(t) | Phase::Idle(t) => t.min(now + longest),
+        Phase::Busy => now + longest,
+        Phase::Stalled(t) => t.min(now + STALLED_CHECK.min(longest)),
+    }
+}
+
+/// The shortest timeout a phase change can start (a zero keep-alive timeout turns keep-alive
+/// off, so it starts none).
+fn longest_wait(http: &HttpConfig) -> Duration {
+    [
+        http.header_timeout,
+        http.keepalive_timeout,
+        http.send_timeout,
+    ]
+    .into_iter()
+    .filter(|t| !t.is_zero())
+    .min()
+    .unwrap_or(Duration::from_secs(1))
 }

@@ -110,6 +110,9 @@ pub struct Activity {
     /// Bumped by the service when a request head has been parsed, and when its response is done.
     pub requests_started: AtomicU64,
     pub requests_finished: AtomicU64,
+    /// When the last response was finished (ms since `born` plus one; 0: none yet): the
+    /// keep-alive count starts here.
+    pub finished_ms: AtomicU64,
     /// Since when hyper has had response bytes it cannot write because the client is not
     /// reading (ms since `born` plus one; 0: not blocked). A request counts as finished when
     /// its body has been handed to hyper, which can be up to a buffer's worth before it is on
@@ -128,6 +131,7 @@ impl Default for Activity {
             head_started_ms: AtomicU64::new(0),
             requests_started: AtomicU64::new(0),
             requests_finished: AtomicU64::new(0),
+            finished_ms: AtomicU64::new(0),
             write_blocked_ms: AtomicU64::new(0),
             ambiguous_head: AtomicU64::new(0),
         }
@@ -138,6 +142,11 @@ impl Activity {
     /// When the current head started arriving, if it has.
     pub fn head_started(&self) -> Option<std::time::Instant> {
         self.instant(&self.head_started_ms)
+    }
+
+    /// When the last response was finished, if one was.
+    pub fn last_finished(&self) -> Option<std::time::Instant> {
+        self.instant(&self.finished_ms)
     }
 
     /// Since when the client has not taken response bytes hyper wants to write, if it has not.
