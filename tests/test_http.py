@@ -258,3 +258,29 @@ def test_a_head_within_every_limit_but_too_big_for_a_worker_is_431(corral):
     assert r.status == 431, r
     assert c.get("/slow?sleep=0").json()["pid"] == pid, "a worker was retired for a client's head"
     assert "replacing it" not in c.stderr_since(mark)
+
+
+def test_heads_that_fill_an_ipc_packet_to_the_last_bytes(corral):
+    """A GET's head and the end of its (empty) body share a packet: a head that fits a packet
+    by fewer bytes than that end takes must not push the packet past 64 KiB (the worker would
+    get a truncated packet, and the client a 502). Sweeps the head size up to the 431 limit."""
+    c = corral(f"{APPS / 'wsgi_app.py'}:application", "--mpm", "prefork", "-w", "1")
+    pid = c.get("/slow?sleep=0").json()["pid"]
+    fixed = "".join(f"X-Big-{i}: {'b' * 7400}\r\n" for i in range(8))
+
+    def status(last_len):
+        with RawConnection(c.port, timeout=10) as conn:
+            conn.send(f"GET /hello HTTP/1.1\r\n{H}{fixed}X-Last: {'l' * last_len}\r\n\r\n".encode())
+            return conn.read_response(timeout=10).status
+
+    low, high = 0, 7400  # 200 at low, 431 at high: find the first length that is refused
+    assert (status(low), status(high)) == (200, 431)
+    while high - low > 1:
+        mid = (low + high) // 2
+        if status(mid) == 200:
+            low = mid
+        else:
+            high = mid
+    statuses = {n: status(n) for n in range(high - 40, high + 2)}
+    assert all(statuses[n] == 200 for n in range(high - 40, high)), statuses
+    assert c.get("/slow?sleep=0").json()["pid"] == pid, "a worker was retired for a client's head"

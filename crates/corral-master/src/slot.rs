@@ -1,14 +1,14 @@
 //! The master end of one worker slot's IPC socket, on tokio.
 
 use std::collections::VecDeque;
-use std::io;
+use std::io::{self, IoSlice};
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use bytes::BytesMut;
-use corral_proto::{decode_to_master, ToMaster, MAX_PACKET};
-use corral_sys::{recv_packet_into, send_packet, RecvFlags};
+use corral_proto::{body_frame_header, decode_to_master, ToMaster, MAX_PACKET};
+use corral_sys::{recv_packet_into, send_packet, send_packet_vectored, RecvFlags};
 use tokio::io::unix::AsyncFd;
 
 /// Identifies one worker process for the master's whole life (pids can be reused).
@@ -30,6 +30,95 @@ impl SlotWriter {
                 Err(_would_block) => continue,
             }
         }
+    }
+}
+
+impl SlotWriter {
+    /// Sends `packet` as one packet, its large body chunks straight from where they lie.
+    pub async fn send_gathered(&self, packet: &Gather<'_>) -> io::Result<()> {
+        self.send_parts(&packet.slices()).await
+    }
+
+    /// Sends `parts`, in order, as one packet.
+    pub async fn send_parts(&self, parts: &[IoSlice<'_>]) -> io::Result<()> {
+        loop {
+            let mut guard = self.fd.writable().await?;
+            let sent = guard.try_io(|fd| send_packet_vectored(fd.get_ref().as_fd(), parts, &[]));
+            match sent {
+                Ok(r) => return r.map(drop),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+}
+
+/// Body chunks at least this large are sent from where they lie instead of being copied into
+/// the packet (smaller ones cost less to copy than to describe, and keep the iovec count low).
+const BORROW_CHUNKS_FROM: usize = 2048;
+
+/// One outgoing packet of frames: encoded frames and small body chunks are copied into a
+/// buffer, large body chunks stay where they are and reach the kernel as iovecs of their own.
+/// A 64 KiB request body is thus copied once (into the socket), not twice.
+#[derive(Default)]
+pub struct Gather<'a> {
+    copied: BytesMut,
+    segments: Vec<Segment<'a>>,
+    len: usize,
+}
+
+enum Segment<'a> {
+    /// A range of `copied`.
+    Copied(usize, usize),
+    Borrowed(&'a [u8]),
+}
+
+impl<'a> Gather<'a> {
+    /// Bytes in the packet so far.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Appends bytes (encoded frames), copied.
+    pub fn push_copied(&mut self, bytes: &[u8]) {
+        let start = self.copied.len();
+        self.copied.extend_from_slice(bytes);
+        let end = self.copied.len();
+        match self.segments.last_mut() {
+            Some(Segment::Copied(_, last_end)) if *last_end == start => *last_end = end,
+            _ => self.segments.push(Segment::Copied(start, end)),
+        }
+        self.len += bytes.len();
+    }
+
+    /// Appends a `Body { id, chunk }` frame.
+    pub fn push_body(&mut self, id: u64, chunk: &'a [u8]) {
+        self.push_copied(&body_frame_header(id, chunk.len()));
+        if chunk.len() < BORROW_CHUNKS_FROM {
+            self.push_copied(chunk);
+        } else {
+            self.segments.push(Segment::Borrowed(chunk));
+            self.len += chunk.len();
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.copied.clear();
+        self.segments.clear();
+        self.len = 0;
+    }
+
+    fn slices(&self) -> Vec<IoSlice<'_>> {
+        self.segments
+            .iter()
+            .map(|s| match *s {
+                Segment::Copied(start, end) => IoSlice::new(&self.copied[start..end]),
+                Segment::Borrowed(b) => IoSlice::new(b),
+            })
+            .collect()
     }
 }
 

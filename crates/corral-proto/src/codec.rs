@@ -83,6 +83,22 @@ pub fn encode_chunk(id: u64, data: &[u8], out: &mut BytesMut) {
     })
 }
 
+/// Length of what precedes a `ToWorker::Body` frame's chunk (length, tag, id, chunk length).
+pub const BODY_HEADER_LEN: usize = 4 + 1 + 8 + 4;
+
+/// The bytes of a `ToWorker::Body { id, chunk }` frame that come before `chunk`: followed by
+/// the chunk they are exactly that frame, so a sender can hand a large chunk to the kernel
+/// where it lies (a vectored send) instead of copying it into the packet.
+pub fn body_frame_header(id: u64, chunk_len: usize) -> [u8; BODY_HEADER_LEN] {
+    let mut h = [0u8; BODY_HEADER_LEN];
+    let frame_len = (1 + 8 + 4 + chunk_len) as u32;
+    h[0..4].copy_from_slice(&frame_len.to_le_bytes());
+    h[4] = 2;
+    h[5..13].copy_from_slice(&id.to_le_bytes());
+    h[13..17].copy_from_slice(&(chunk_len as u32).to_le_bytes());
+    h
+}
+
 pub fn decode_to_worker(buf: &mut BytesMut) -> Result<Option<ToWorker>, DecodeError> {
     decode(buf)
 }
@@ -246,10 +262,10 @@ impl Encode for ToWorker {
     fn encode(&self, out: &mut BytesMut) {
         match self {
             ToWorker::Request { id, head } => encode_request(*id, head.borrowed(), out),
-            ToWorker::Body { id, chunk } => frame(out, 2, |o| {
-                o.put_u64_le(*id);
-                put_bytes(o, chunk);
-            }),
+            ToWorker::Body { id, chunk } => {
+                out.put_slice(&body_frame_header(*id, chunk.len()));
+                out.put_slice(chunk);
+            }
             ToWorker::BodyEnd { id, complete } => frame(out, 3, |o| {
                 o.put_u64_le(*id);
                 o.put_u8(u8::from(*complete));

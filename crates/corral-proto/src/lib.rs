@@ -35,8 +35,11 @@ pub mod codec;
 pub mod head;
 pub mod msg;
 
+pub use codec::{
+    body_frame_header, encode, encode_chunk, encode_request, Decode, DecodeError, Encode,
+    BODY_HEADER_LEN,
+};
 pub use codec::{decode, decode_from_zygote, decode_to_master, decode_to_worker, decode_to_zygote};
-pub use codec::{encode, encode_chunk, encode_request, Decode, DecodeError, Encode};
 pub use head::{RequestHead, RequestHeadRef, ResponseHead};
 pub use msg::{ExitStatus, FailKind, FromZygote, ToMaster, ToWorker, ToZygote};
 

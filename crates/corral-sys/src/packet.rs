@@ -1,6 +1,6 @@
 //! `SOCK_SEQPACKET` socket pairs and packets that may carry file descriptors.
 
-use std::io;
+use std::io::{self, IoSlice};
 
 use bytes::BytesMut;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -52,10 +52,17 @@ pub fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
 /// Sends one packet, with `fds` attached as `SCM_RIGHTS` when not empty. Never raises SIGPIPE:
 /// a vanished peer is `EPIPE`.
 pub fn send_packet(sock: BorrowedFd<'_>, data: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<usize> {
-    let mut iov = libc::iovec {
-        iov_base: data.as_ptr() as *mut libc::c_void,
-        iov_len: data.len(),
-    };
+    send_packet_vectored(sock, &[IoSlice::new(data)], fds)
+}
+
+/// Sends one packet made of `parts` in order (at most `IOV_MAX`, 1024 on Linux), as
+/// [`send_packet`] does: the kernel gathers them, so large pieces need not be copied together
+/// first.
+pub fn send_packet_vectored(
+    sock: BorrowedFd<'_>,
+    parts: &[IoSlice<'_>],
+    fds: &[BorrowedFd<'_>],
+) -> io::Result<usize> {
     let fd_bytes = std::mem::size_of_val(fds) as u32;
     let space = if fds.is_empty() {
         0
@@ -66,8 +73,10 @@ pub fn send_packet(sock: BorrowedFd<'_>, data: &[u8], fds: &[BorrowedFd<'_>]) ->
     let mut control = vec![0u8; space];
     // SAFETY: an all-zero msghdr is a valid empty header.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
+    // std guarantees that `IoSlice` is ABI-compatible with `iovec` on Unix; sendmsg only reads
+    // the array, so the `*mut` the struct field asks for is never written through.
+    msg.msg_iov = parts.as_ptr() as *mut libc::iovec;
+    msg.msg_iovlen = parts.len() as _;
     if !fds.is_empty() {
         msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
         msg.msg_controllen = space as _;
@@ -84,7 +93,8 @@ pub fn send_packet(sock: BorrowedFd<'_>, data: &[u8], fds: &[BorrowedFd<'_>]) ->
             }
         }
     }
-    // SAFETY: msg points at live buffers (iov → data, control) for the duration of the call.
+    // SAFETY: msg points at live buffers (the iovecs of `parts` and what they borrow, control)
+    // for the duration of the call.
     cvt_size(unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) })
 }
 
@@ -223,6 +233,28 @@ mod tests {
         let mut s = String::new();
         got.read_to_string(&mut s).unwrap();
         assert_eq!(s, "passed along");
+    }
+
+    #[test]
+    fn a_vectored_send_is_one_packet_of_its_parts_in_order() {
+        let (a, b) = seqpacket_pair().unwrap();
+        let big = vec![7u8; 40_000];
+        let parts = [
+            IoSlice::new(b"head|"),
+            IoSlice::new(&big),
+            IoSlice::new(b"|end"),
+        ];
+        let sent = send_packet_vectored(a.as_fd(), &parts, &[]).unwrap();
+        send_packet(a.as_fd(), b"next", &[]).unwrap();
+        let mut buf = vec![0u8; 65_536];
+        let n = recv_packet(b.as_fd(), &mut buf, &mut Vec::new(), RecvFlags::Wait).unwrap();
+        assert_eq!((sent, n), (40_009, 40_009));
+        assert_eq!(
+            (&buf[..5], &buf[5..40_005], &buf[40_005..n]),
+            (&b"head|"[..], &big[..], &b"|end"[..])
+        );
+        let n = recv_packet(b.as_fd(), &mut buf, &mut Vec::new(), RecvFlags::Wait).unwrap();
+        assert_eq!(&buf[..n], b"next");
     }
 
     #[test]

@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use crate::http::completion::Completion;
 use crate::http::file_send::{stand_in, FileQueue, FileRange};
 use crate::pool::Lease;
-use crate::slot::SlotWriter;
+use crate::slot::{Gather, SlotWriter};
 
 /// An error that makes hyper cut the connection (the response cannot be completed).
 #[derive(Debug)]
@@ -81,16 +81,11 @@ pub fn spawn_pump(
 }
 
 async fn send_body_frames(writer: &SlotWriter, id: u64, data: Bytes) -> io::Result<()> {
+    let mut packet = Gather::default();
     for piece in data.chunks(MAX_CHUNK) {
-        let mut out = BytesMut::with_capacity(piece.len() + 32);
-        encode(
-            &ToWorker::Body {
-                id,
-                chunk: data.slice_ref(piece),
-            },
-            &mut out,
-        );
-        writer.send(&out).await?;
+        packet.clear();
+        packet.push_body(id, piece);
+        writer.send_gathered(&packet).await?;
     }
     Ok(())
 }

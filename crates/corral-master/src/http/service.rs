@@ -1,6 +1,7 @@
 //! One HTTP request: check it, buffer the start of its body, lease a worker slot, send it
 //! there, and turn the worker's answer into a hyper response.
 
+use std::io::IoSlice;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -8,7 +9,8 @@ use std::time::{Instant, SystemTime};
 use bytes::{Bytes, BytesMut};
 use corral_config::HttpConfig;
 use corral_proto::{
-    encode, encode_request, RequestHeadRef, ResponseHead, ToMaster, ToWorker, MAX_CHUNK, MAX_PACKET,
+    encode, encode_request, RequestHeadRef, ResponseHead, ToMaster, ToWorker, BODY_HEADER_LEN,
+    MAX_CHUNK, MAX_PACKET,
 };
 use http::{header, HeaderName, HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
@@ -21,6 +23,7 @@ use crate::http::error::Refusal;
 use crate::http::file_send::FileQueue;
 use crate::http::stream::Activity;
 use crate::pool::{AcquireError, Pool};
+use crate::slot::Gather;
 
 /// Everything a request needs that outlives it, shared by all connections of a listener.
 pub struct AppCtx {
@@ -237,7 +240,7 @@ async fn buffer_body(
 }
 
 /// Sends the encoded request head, the buffered body and (if complete) its end, packing
-/// frames into as few packets as fit.
+/// frames into as few packets as fit; body chunks are not copied (see `Gather`).
 async fn send_request(
     lease: &mut crate::pool::Lease,
     id: u64,
@@ -245,28 +248,37 @@ async fn send_request(
     body: &[Bytes],
     complete: bool,
 ) -> std::io::Result<()> {
-    let mut packet = BytesMut::with_capacity(head.len() + 64);
-    packet.extend_from_slice(head);
-    for data in body {
-        for piece in data.chunks(MAX_CHUNK) {
-            if packet.len() + piece.len() + 32 > MAX_PACKET {
-                lease.conn().send(&packet).await?;
-                packet.clear();
-            }
-            encode(
-                &ToWorker::Body {
-                    id,
-                    chunk: data.slice_ref(piece),
-                },
-                &mut packet,
-            );
-        }
-    }
+    let Some(writer) = lease.writer() else {
+        return Err(std::io::ErrorKind::NotConnected.into());
+    };
+    let mut end = BytesMut::new();
     if complete {
-        encode(&ToWorker::BodyEnd { id, complete: true }, &mut packet);
+        encode(&ToWorker::BodyEnd { id, complete: true }, &mut end);
+    }
+    if body.is_empty() && head.len() + end.len() <= MAX_PACKET {
+        // The common case (a GET): head and end as they are, nothing copied or gathered.
+        return writer
+            .send_parts(&[IoSlice::new(head), IoSlice::new(&end)])
+            .await;
+    }
+    let mut packet = Gather::default();
+    packet.push_copied(head);
+    for piece in body.iter().flat_map(|data| data.chunks(MAX_CHUNK)) {
+        if packet.len() + BODY_HEADER_LEN + piece.len() > MAX_PACKET {
+            writer.send_gathered(&packet).await?;
+            packet.clear();
+        }
+        packet.push_body(id, piece);
+    }
+    if !end.is_empty() {
+        if packet.len() + end.len() > MAX_PACKET {
+            writer.send_gathered(&packet).await?;
+            packet.clear();
+        }
+        packet.push_copied(&end);
     }
     if !packet.is_empty() {
-        lease.conn().send(&packet).await?;
+        writer.send_gathered(&packet).await?;
     }
     Ok(())
 }

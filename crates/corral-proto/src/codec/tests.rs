@@ -240,3 +240,25 @@ fn a_request_encoded_from_borrowed_parts_is_the_same_frame() {
         })
     );
 }
+
+#[test]
+fn a_body_frame_header_followed_by_its_chunk_is_the_body_frame() {
+    for len in [0usize, 1, 5, 65_000] {
+        let chunk = Bytes::from(vec![0xab; len]);
+        let mut whole = BytesMut::new();
+        encode(
+            &ToWorker::Body {
+                id: 7,
+                chunk: chunk.clone(),
+            },
+            &mut whole,
+        );
+        let mut split = BytesMut::from(&body_frame_header(7, len)[..]);
+        split.extend_from_slice(&chunk);
+        assert_eq!(split, whole, "chunk of {len} bytes");
+        assert_eq!(
+            decode_to_worker(&mut split).unwrap(),
+            Some(ToWorker::Body { id: 7, chunk })
+        );
+    }
+}
