@@ -312,6 +312,18 @@ def pidfile(environ, start_response):
     return _json(start_response, {"pid": os.getpid()})
 
 
+def hold(environ, start_response):
+    """Writes this pid to `started`, then waits (at most `timeout` s) until `release` exists."""
+    q = _query(environ)
+    with open(q["started"] + ".tmp", "w") as f:
+        f.write(str(os.getpid()))
+    os.replace(q["started"] + ".tmp", q["started"])
+    deadline = time.time() + float(q.get("timeout", 30))
+    while not os.path.exists(q["release"]) and time.time() < deadline:
+        time.sleep(0.01)
+    return _json(start_response, {"pid": os.getpid(), "released": os.path.exists(q["release"])})
+
+
 def exit_route(environ, start_response):
     os._exit(int(_query(environ).get("code", 1)))
 
@@ -443,6 +455,7 @@ ROUTES = {
     "/errors": errors_route,
     "/slow": slow,
     "/pidfile": pidfile,
+    "/hold": hold,
     "/exit": exit_route,
     "/segv": segv,
     "/environ": environ_route,

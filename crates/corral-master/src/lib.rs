@@ -4,8 +4,8 @@
 //!
 //! The request path, in the order a request meets the modules:
 //! [`listen`] (accept) → [`http::conn`] (hyper, keep-alive and header timers) →
-//! [`http::service`] (limits, body buffering) → [`pool`] (FIFO queue, least-busy slot lease) →
-//! [`slot`] (IPC frames to the worker) → [`http::body`] (response frames, files, aborts) →
+//! [`http::service`] (limits, body buffering) → [`pool`] (the request queue idle slots take
+//! from, and the lease of the slot that took a request) → [`slot`] (IPC frames) → [`http::body`] (response frames, files, aborts) →
 //! [`http::completion`] → [`access_log`]. Statuses the master produces itself come only from
 //! [`http::error`]. Worker lifecycle: [`zygote`] (the master's handle on the fork server) and
 //! [`supervise`] (keep N workers alive, replace the dead).
@@ -68,7 +68,11 @@ pub async fn run(cfg: Config, mut stops: mpsc::UnboundedReceiver<Stop>) -> Exit 
         multiprocess: cfg.pool.workers > 1,
         log_level: cfg.log.level.as_str().to_owned(),
     };
-    let (mut zygote, mut from_zygote) = match zygote::start(&zcfg) {
+    let (queue, board) = match pool::make_queue_and_board(&cfg.pool) {
+        Ok(qb) => qb,
+        Err(e) => return Exit::Failed(format!("cannot create the request queue: {e}")),
+    };
+    let (mut zygote, mut from_zygote) = match zygote::start(&zcfg, queue.workers, board.fd) {
         Ok(z) => z,
         Err(e) => return Exit::Failed(format!("cannot start the zygote: {e}")),
     };
@@ -83,7 +87,15 @@ pub async fn run(cfg: Config, mut stops: mpsc::UnboundedReceiver<Stop>) -> Exit 
             return Exit::LoadFailed(format!("the zygote exited during startup ({status:?})"));
         }
     }
-    let (pool, pool_events) = pool::Pool::new(cfg.pool.max_queue);
+    let (pool, pool_events) = match pool::Pool::new(
+        cfg.pool.max_queue,
+        queue.master,
+        board.words,
+        cfg.pool.threads,
+    ) {
+        Ok(p) => p,
+        Err(e) => return Exit::Failed(format!("cannot register the request queue: {e}")),
+    };
     let sup = Supervisor {
         zygote,
         from_zygote,

@@ -1,26 +1,73 @@
-//! The slot table (the scoreboard, single writer) and the FIFO queue of requests waiting for a
-//! slot.
+//! The pool: the request queue every worker slot takes requests from, the requests waiting
+//! for a slot to answer, and the slots themselves.
 //!
-//! A request leases an idle slot, preferring the process with the fewest busy slots (so under
-//! `worker` load spreads across processes, and under `prefork` a busy process never gets a second
-//! request: it has no idle slot). When none is idle the request waits in FIFO order; when
-//! `max_queue` requests already wait it is refused (503). A lease returns its slot on drop.
+//! A request is not sent to a chosen slot. Its first packet goes into the pool's *request
+//! queue*, a `SOCK_SEQPACKET` socket whose receiving end every worker shares, and the kernel
+//! hands each packet to one slot blocked on it (the one that has waited longest). A busy slot
+//! is therefore never given a request — a request waits behind another only when every slot is
+//! busy — and a slot that finishes takes the next queued request without going to sleep. It is
+//! how gunicorn's workers share a listening socket, one level down: keep-alive connections and
+//! slow clients stay in the master.
+//!
+//! The master learns which slot took a request from that slot's first frame for it (the
+//! response head, or `Taken` when the rest of the body must follow on that slot). A watcher
+//! task per slot waits for that frame and lends the slot to the request's task as a [`Lease`]
+//! until the response ends; then the slot goes back to its watcher. When a slot breaks (its
+//! worker died), the request whose id is on the slot's scoreboard word, if it is still waiting,
+//! is told that its worker is lost (502), and the supervisor replaces the process.
+//!
+//! Admission: when the requests that wait or run already outnumber the slots by `max_queue`, a
+//! new one is refused (503). A request whose client leaves while it waits is marked cancelled
+//! on the scoreboard, so the slot that takes it skips it.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use corral_proto::board;
+use corral_sys::SharedWords;
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use crate::slot::{SlotConn, WorkerId};
+use crate::slot::{Gather, PacketWriter, SlotConn, WorkerId};
+
+/// The two ends of a pool's request queue.
+pub struct QueueEnds {
+    /// Kept by the master, which sends.
+    pub master: OwnedFd,
+    /// Passed to the zygote, so that every worker reads from it.
+    pub workers: OwnedFd,
+}
+
+/// A pool's scoreboard: the master's mapping and the descriptor the zygote maps.
+pub struct Board {
+    pub words: SharedWords,
+    pub fd: OwnedFd,
+}
+
+/// Bytes of packets the request queue may hold unread (the kernel caps it at
+/// `net.core.wmem_max`): several thousand ordinary requests, more than `--max-queue` lets in.
+const QUEUE_BUFFER: usize = 4 << 20;
+
+/// Creates a pool's request queue and a scoreboard with room for `cfg`'s workers twice over
+/// (replacements start before the dead are reaped), plus a few spare.
+pub fn make_queue_and_board(cfg: &corral_config::PoolConfig) -> io::Result<(QueueEnds, Board)> {
+    let (master, workers) = corral_sys::seqpacket_pair()?;
+    corral_sys::set_send_buffer(std::os::fd::AsFd::as_fd(&master), QUEUE_BUFFER)?;
+    let slots = (2 * cfg.workers + 4) * cfg.threads.max(1);
+    let (words, fd) = SharedWords::create("corral-scoreboard", board::words(slots))?;
+    Ok((QueueEnds { master, workers }, Board { words, fd }))
+}
 
 /// Things the supervisor must hear about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PoolEvent {
-    /// A slot broke mid-request (EOF or protocol error): the process is dead or unusable.
+    /// A slot broke (EOF or protocol error): the process is dead or unusable.
     WorkerBroken(WorkerId),
 }
 
-/// Why no slot could be leased.
+/// Why a request could not be queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AcquireError {
     /// `max_queue` requests are already waiting.
@@ -29,101 +76,160 @@ pub enum AcquireError {
     Closed,
 }
 
-#[derive(Default)]
+/// Why a queued request got no slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unserved {
+    /// The worker that took it died before answering.
+    WorkerLost,
+    /// The pool closed first.
+    Closed,
+}
+
+/// What a waiting request receives.
+enum Routed {
+    /// The slot that took it, and where to return the slot.
+    Slot(SlotConn, oneshot::Sender<Returned>),
+    WorkerLost,
+}
+
+/// A slot coming back from a lease.
+struct Returned {
+    conn: SlotConn,
+    healthy: bool,
+}
+
 struct State {
-    idle: Vec<SlotConn>,
-    busy: HashMap<WorkerId, usize>,
-    waiters: VecDeque<oneshot::Sender<SlotConn>>,
-    /// Workers known dead: their slots are dropped instead of reused.
-    dead: HashSet<WorkerId>,
+    /// Requests in the queue or running whose slot has not spoken yet.
+    pending: HashMap<u64, oneshot::Sender<Routed>>,
+    /// Slots of live workers, and how many of them are lent to a request.
+    slots: usize,
+    leased: usize,
+    /// Scoreboard blocks (one per worker) not in use.
+    free_blocks: Vec<u32>,
+    closed: bool,
 }
 
 pub struct Pool {
     state: Mutex<State>,
-    /// Signalled whenever a lease ends (see `wait_until_all_idle`).
+    queue: PacketWriter,
+    board: SharedWords,
+    /// Slots per worker: the size of a scoreboard block.
+    threads: usize,
+    /// Signalled whenever a lease ends or a slot is lost (see `wait_until_all_idle`).
     released: Notify,
     max_queue: usize,
     events: mpsc::UnboundedSender<PoolEvent>,
 }
 
 impl Pool {
-    pub fn new(max_queue: usize) -> (Arc<Pool>, mpsc::UnboundedReceiver<PoolEvent>) {
+    /// A pool sending requests into `queue` (the master's end of the request queue), keeping
+    /// its scoreboard in `board`, for workers of `threads` slots each.
+    pub fn new(
+        max_queue: usize,
+        queue: OwnedFd,
+        board: SharedWords,
+        threads: usize,
+    ) -> io::Result<(Arc<Pool>, mpsc::UnboundedReceiver<PoolEvent>)> {
+        let threads = threads.max(1);
+        let blocks = (board::slots(board.len()) / threads) as u32;
         let (events, rx) = mpsc::unbounded_channel();
-        (
-            Arc::new(Pool {
-                state: Mutex::new(State::default()),
-                released: Notify::new(),
-                max_queue,
-                events,
-            }),
-            rx,
-        )
+        let state = State {
+            pending: HashMap::new(),
+            slots: 0,
+            leased: 0,
+            free_blocks: (0..blocks).rev().collect(),
+            closed: false,
+        };
+        let pool = Pool {
+            state: Mutex::new(state),
+            queue: PacketWriter::new(queue)?,
+            board,
+            threads,
+            released: Notify::new(),
+            max_queue,
+            events,
+        };
+        Ok((Arc::new(pool), rx))
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding this lock would be a bug in this file; the state stays valid
-        // (every mutation is a single push/pop), so keep serving rather than poisoning.
+        // (every mutation is a single insert, remove or count), so keep serving.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Leases a slot, waiting in FIFO order if none is idle.
-    pub async fn acquire(self: &Arc<Self>) -> Result<Lease, AcquireError> {
-        let mut waiting = {
+    /// Puts request `id` (its first packet) in the queue. The returned ticket waits for the
+    /// slot that takes it; dropping the ticket cancels the request.
+    pub async fn submit(
+        self: &Arc<Self>,
+        id: u64,
+        packet: &Gather<'_>,
+    ) -> Result<Ticket, AcquireError> {
+        let rx = {
             let mut st = self.lock();
-            if let Some(conn) = take_least_busy(&mut st) {
-                return Ok(Lease::new(self.clone(), conn));
+            if st.closed {
+                return Err(AcquireError::Closed);
             }
-            if st.waiters.len() >= self.max_queue {
+            if st.pending.len() + st.leased >= st.slots + self.max_queue {
                 return Err(AcquireError::QueueFull);
             }
             let (tx, rx) = oneshot::channel();
-            st.waiters.push_back(tx);
-            Waiting {
-                pool: self.clone(),
-                rx,
-            }
+            st.pending.insert(id, tx);
+            rx
         };
-        match (&mut waiting.rx).await {
-            Ok(conn) => Ok(Lease::new(self.clone(), conn)),
-            Err(_) => Err(AcquireError::Closed),
+        // Made before the send: if this future is dropped while the queue is full, the
+        // ticket's drop takes the request out again.
+        let ticket = Ticket {
+            pool: self.clone(),
+            id,
+            rx,
+            done: false,
+        };
+        if self.queue.send_gathered(packet).await.is_err() {
+            // Nobody holds the queue's other end: the zygote and every worker are gone.
+            return Err(AcquireError::Closed);
         }
+        Ok(ticket)
     }
 
-    /// Adds the ready slots of a new worker.
-    pub fn add_worker(&self, conns: Vec<SlotConn>) {
-        let mut st = self.lock();
+    /// A scoreboard block for a new worker, or `None` if all are taken (workers that died
+    /// have not all been reaped yet).
+    pub fn reserve_block(self: &Arc<Self>) -> Option<Arc<BoardBlock>> {
+        let block = self.lock().free_blocks.pop()?;
+        Some(Arc::new(BoardBlock {
+            pool: self.clone(),
+            block,
+        }))
+    }
+
+    /// Adds the ready slots of a new worker, whose scoreboard block is `block`.
+    pub fn add_worker(self: &Arc<Self>, conns: Vec<SlotConn>, block: Arc<BoardBlock>) {
+        self.lock().slots += conns.len();
         for conn in conns {
-            st.busy.entry(conn.worker).or_insert(0);
-            give_back(&mut st, conn);
+            tokio::spawn(watch(self.clone(), conn, block.clone()));
         }
     }
 
-    /// Forgets a dead worker: its idle slots close now, its busy ones when their lease ends.
-    pub fn remove_worker(&self, worker: WorkerId) {
-        let mut st = self.lock();
-        st.idle.retain(|c| c.worker != worker);
-        if st.busy.get(&worker).copied().unwrap_or(0) == 0 {
-            st.busy.remove(&worker);
-        } else {
-            st.dead.insert(worker);
-        }
-    }
-
-    /// Closes every idle slot and refuses waiters (shutdown, after in-flight requests ended).
+    /// Refuses new requests and tells every waiting one (shutdown, after in-flight requests
+    /// ended).
     pub fn close(&self) {
         let mut st = self.lock();
-        st.idle.clear();
-        st.waiters.clear();
+        st.closed = true;
+        st.pending.clear();
     }
 
-    /// Waits until no slot is leased, or until `deadline` (false then). At a graceful stop the
-    /// responses are all out by the time this is asked, but a worker may still be running an
-    /// iterable's `close()`, and killing it there would cut the app's clean-up short.
+    /// Waits until no request is waiting or holds a slot, or until `deadline` (false then).
+    /// At a graceful stop the responses are all out by the time this is asked, but a worker
+    /// may still be running an iterable's `close()`, and killing it there would cut the app's
+    /// clean-up short.
     pub async fn wait_until_all_idle(&self, deadline: tokio::time::Instant) -> bool {
         loop {
             let released = self.released.notified();
-            if self.lock().busy.values().all(|&n| n == 0) {
-                return true;
+            {
+                let st = self.lock();
+                if st.pending.is_empty() && st.leased == 0 {
+                    return true;
+                }
             }
             if tokio::time::timeout_at(deadline, released).await.is_err() {
                 return false;
@@ -131,103 +237,142 @@ impl Pool {
         }
     }
 
-    /// Requests waiting for a slot.
-    pub fn queued(&self) -> usize {
-        self.lock().waiters.len()
+    /// Marks `id` cancelled on the scoreboard: a slot that takes it from the queue skips it.
+    fn cancel(&self, id: u64) {
+        if self.lock().pending.remove(&id).is_some() {
+            let word = self.board.word(board::cancel_word(id));
+            word.store(id, Ordering::Release);
+        }
     }
 
-    fn release(&self, conn: SlotConn, healthy: bool) {
-        self.release_slot(conn, healthy);
+    /// A slot broke: the request it held, if still waiting, lost its worker.
+    fn slot_lost(&self, worker: WorkerId, board_slot: usize) {
+        let word = self.board.word(board::slot_word(board_slot));
+        let held = word.load(Ordering::Acquire);
+        let waiting = {
+            let mut st = self.lock();
+            st.slots = st.slots.saturating_sub(1);
+            st.pending.remove(&held)
+        };
+        if let Some(tx) = waiting {
+            let _ = tx.send(Routed::WorkerLost);
+        }
+        let _ = self.events.send(PoolEvent::WorkerBroken(worker));
         self.released.notify_waiters();
     }
 
-    fn release_slot(&self, conn: SlotConn, healthy: bool) {
-        let worker = conn.worker;
-        let mut st = self.lock();
-        if let Some(b) = st.busy.get_mut(&worker) {
-            *b = b.saturating_sub(1);
+    /// Lends `conn` to the request waiting on `tx` and waits for it back.
+    async fn lend(&self, tx: oneshot::Sender<Routed>, conn: SlotConn) -> Lent {
+        let (back, returned) = oneshot::channel();
+        self.lock().leased += 1;
+        if let Err(Routed::Slot(conn, _)) = tx.send(Routed::Slot(conn, back)) {
+            self.lock().leased -= 1;
+            return Lent::Refused(conn);
         }
-        if !healthy {
-            // The process is dead or unusable: none of its other slots may take a request.
-            st.idle.retain(|c| c.worker != worker);
-            st.dead.insert(worker);
+        match returned.await {
+            Ok(r) => Lent::Back(r),
+            Err(_) => Lent::Gone,
         }
-        if st.dead.contains(&worker) {
-            drop(conn);
-            if st.busy.get(&worker) == Some(&0) && st.dead.remove(&worker) {
-                st.busy.remove(&worker);
+    }
+}
+
+/// How a lent slot came back.
+enum Lent {
+    Back(Returned),
+    /// The request had just given up: the slot was never lent.
+    Refused(SlotConn),
+    /// Dropped without being returned (only while the runtime shuts down).
+    Gone,
+}
+
+/// Waits for each request the slot takes and lends the slot to it, until the slot breaks.
+async fn watch(pool: Arc<Pool>, mut conn: SlotConn, block: Arc<BoardBlock>) {
+    let (worker, board_slot) = (conn.worker, conn.board_slot);
+    loop {
+        let Some(id) = conn.next_id().await else {
+            break;
+        };
+        let waiting = pool.lock().pending.remove(&id);
+        if let Some(tx) = waiting {
+            match pool.lend(tx, conn).await {
+                Lent::Back(Returned {
+                    conn: back,
+                    healthy,
+                }) => {
+                    conn = back;
+                    if healthy {
+                        continue;
+                    }
+                    break;
+                }
+                Lent::Refused(back) => conn = back,
+                Lent::Gone => return,
             }
-            if !healthy {
-                let _ = self.events.send(PoolEvent::WorkerBroken(worker));
-            }
+        }
+        // Nobody waits for this request any more (its client left): let the worker finish it.
+        if !conn.abandon(id).await {
+            break;
+        }
+    }
+    drop(conn);
+    pool.slot_lost(worker, board_slot);
+    drop(block);
+}
+
+/// A request in the queue, waiting for the slot that takes it.
+pub struct Ticket {
+    pool: Arc<Pool>,
+    id: u64,
+    rx: oneshot::Receiver<Routed>,
+    done: bool,
+}
+
+impl Ticket {
+    /// Waits until a slot takes the request and speaks.
+    pub async fn wait(mut self) -> Result<Lease, Unserved> {
+        let routed = (&mut self.rx).await;
+        self.done = true;
+        match routed {
+            Ok(Routed::Slot(conn, back)) => Ok(Lease::new(self.pool.clone(), conn, back)),
+            Ok(Routed::WorkerLost) => Err(Unserved::WorkerLost),
+            Err(_) => Err(Unserved::Closed),
+        }
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if self.done {
             return;
         }
-        give_back(&mut st, conn);
-    }
-}
-
-/// Hands `conn` to the first live waiter, or parks it as idle.
-fn give_back(st: &mut State, mut conn: SlotConn) {
-    while let Some(waiter) = st.waiters.pop_front() {
-        if let Some(b) = st.busy.get_mut(&conn.worker) {
-            *b += 1;
-        }
-        match waiter.send(conn) {
-            Ok(()) => return,
-            Err(back) => {
-                // That request gave up waiting (its client left): try the next one.
-                conn = back;
-                if let Some(b) = st.busy.get_mut(&conn.worker) {
-                    *b -= 1;
-                }
-            }
-        }
-    }
-    st.idle.push(conn);
-}
-
-fn take_least_busy(st: &mut State) -> Option<SlotConn> {
-    let best = st
-        .idle
-        .iter()
-        .enumerate()
-        .min_by_key(|(_, c)| st.busy.get(&c.worker).copied().unwrap_or(0))
-        .map(|(i, _)| i)?;
-    let conn = st.idle.swap_remove(best);
-    *st.busy.entry(conn.worker).or_insert(0) += 1;
-    Some(conn)
-}
-
-/// A request's place in the queue. If the request is dropped (its client left) after a slot
-/// was handed to it but before it took the slot, the slot goes back to the pool: dropped with
-/// the channel, it would close the slot's socket and so retire a healthy worker process (and,
-/// under `worker`, the requests in flight on its other slots).
-struct Waiting {
-    pool: Arc<Pool>,
-    rx: oneshot::Receiver<SlotConn>,
-}
-
-impl Drop for Waiting {
-    fn drop(&mut self) {
         self.rx.close();
-        if let Ok(conn) = self.rx.try_recv() {
-            self.pool.release(conn, true);
+        match self.rx.try_recv() {
+            // The slot spoke just as the client left: let the worker finish, then return it.
+            Ok(Routed::Slot(conn, back)) => {
+                let lease = Lease::new(self.pool.clone(), conn, back);
+                tokio::spawn(lease.abandon(self.id));
+            }
+            Ok(Routed::WorkerLost) => {}
+            Err(_) => self.pool.cancel(self.id),
         }
     }
 }
 
-/// A leased slot. Dropping it returns the slot to the pool (or discards it if marked broken).
+/// A slot lent to the request it took. Dropping it returns the slot to its watcher (or
+/// retires it if marked broken).
 pub struct Lease {
     pool: Arc<Pool>,
     conn: Option<SlotConn>,
+    back: Option<oneshot::Sender<Returned>>,
     healthy: bool,
 }
 
 impl Lease {
-    fn new(pool: Arc<Pool>, conn: SlotConn) -> Lease {
+    fn new(pool: Arc<Pool>, conn: SlotConn, back: oneshot::Sender<Returned>) -> Lease {
         Lease {
             pool,
             conn: Some(conn),
+            back: Some(back),
             healthy: true,
         }
     }
@@ -243,7 +388,7 @@ impl Lease {
         self.conn.as_ref().map_or(0, |c| c.pid)
     }
 
-    pub fn writer(&self) -> Option<crate::slot::SlotWriter> {
+    pub fn writer(&self) -> Option<PacketWriter> {
         self.conn.as_ref().map(|c| c.writer())
     }
 
@@ -251,132 +396,50 @@ impl Lease {
     pub fn mark_broken(&mut self) {
         self.healthy = false;
     }
+
+    /// The request's client is gone before any body pump started: tell the worker, wait
+    /// for it to finish, return the slot (see `SlotConn::abandon`).
+    pub async fn abandon(mut self, id: u64) {
+        if !self.conn().abandon(id).await {
+            self.mark_broken();
+        }
+    }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            self.pool.release(conn, self.healthy);
-        }
+        let (Some(conn), Some(back)) = (self.conn.take(), self.back.take()) else {
+            return;
+        };
+        self.pool.lock().leased -= 1;
+        let _ = back.send(Returned {
+            conn,
+            healthy: self.healthy,
+        });
+        self.pool.released.notify_waiters();
+    }
+}
+
+/// One worker's block of scoreboard slots. Free again once every holder has let go: the
+/// supervisor (until the process is reaped) and the slots' watchers (until each has read its
+/// word after the slot broke), so a new worker never writes where a lost one is still read.
+pub struct BoardBlock {
+    pool: Arc<Pool>,
+    block: u32,
+}
+
+impl BoardBlock {
+    /// The scoreboard slot of the block's first worker slot.
+    pub fn first_slot(&self) -> u32 {
+        self.block * self.pool.threads as u32
+    }
+}
+
+impl Drop for BoardBlock {
+    fn drop(&mut self) {
+        self.pool.lock().free_blocks.push(self.block);
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::fd::AsFd;
-    use std::time::Duration;
-
-    fn slots(worker: WorkerId, n: usize) -> (Vec<SlotConn>, Vec<std::os::fd::OwnedFd>) {
-        let mut ours = Vec::new();
-        let mut theirs = Vec::new();
-        for _ in 0..n {
-            let (a, b) = corral_sys::seqpacket_pair().unwrap();
-            ours.push(SlotConn::new(a, worker).unwrap());
-            theirs.push(b);
-        }
-        (ours, theirs)
-    }
-
-    #[tokio::test]
-    async fn leases_go_to_the_least_busy_process() {
-        let (pool, _events) = Pool::new(10);
-        let (a, _ka) = slots(1, 2);
-        let (b, _kb) = slots(2, 2);
-        pool.add_worker(a);
-        pool.add_worker(b);
-        let first = pool.acquire().await.unwrap();
-        let second = pool.acquire().await.unwrap();
-        let (w1, w2) = (
-            first.conn.as_ref().unwrap().worker,
-            second.conn.as_ref().unwrap().worker,
-        );
-        assert_ne!(w1, w2, "the second lease must go to the idle process");
-    }
-
-    #[tokio::test]
-    async fn waiters_are_served_in_order_and_the_queue_is_bounded() {
-        let (pool, _events) = Pool::new(2);
-        let (a, _k) = slots(1, 1);
-        pool.add_worker(a);
-        let held = pool.acquire().await.unwrap();
-        let p1 = pool.clone();
-        let first = tokio::spawn(async move { p1.acquire().await.map(|_| 1) });
-        tokio::task::yield_now().await;
-        let p2 = pool.clone();
-        let second = tokio::spawn(async move { p2.acquire().await.map(|_| 2) });
-        tokio::task::yield_now().await;
-        assert_eq!(pool.queued(), 2);
-        assert_eq!(pool.acquire().await.err(), Some(AcquireError::QueueFull));
-        drop(held);
-        assert_eq!(first.await.unwrap(), Ok(1));
-        assert_eq!(second.await.unwrap(), Ok(2));
-    }
-
-    #[tokio::test]
-    async fn a_request_that_leaves_the_queue_after_being_handed_a_slot_gives_it_back() {
-        let (pool, _events) = Pool::new(10);
-        let (a, theirs) = slots(1, 1);
-        pool.add_worker(a);
-        let held = pool.acquire().await.unwrap();
-        let mut waiting = Box::pin(pool.acquire());
-        let queued = tokio::time::timeout(Duration::ZERO, &mut waiting).await;
-        assert!(queued.is_err(), "the second request must wait");
-        drop(held); // the slot is handed to the waiting request...
-        drop(waiting); // ...which leaves (its client went away) before taking it
-        let again = tokio::time::timeout(Duration::from_secs(5), pool.acquire()).await;
-        assert!(
-            matches!(again, Ok(Ok(_))),
-            "the slot must be back in the pool"
-        );
-        let mut buf = [0u8; 16];
-        let peer = corral_sys::recv_packet(
-            theirs[0].as_fd(),
-            &mut buf,
-            &mut Vec::new(),
-            corral_sys::RecvFlags::DontWait,
-        );
-        assert_eq!(
-            peer.unwrap_err().kind(),
-            std::io::ErrorKind::WouldBlock,
-            "the worker's end of the slot must still be open"
-        );
-    }
-
-    #[tokio::test]
-    async fn waiting_for_all_slots_to_be_idle() {
-        let (pool, _events) = Pool::new(10);
-        let (a, _k) = slots(1, 2);
-        pool.add_worker(a);
-        let soon = || tokio::time::Instant::now() + Duration::from_millis(50);
-        assert!(pool.wait_until_all_idle(soon()).await);
-        let held = pool.acquire().await.unwrap();
-        assert!(!pool.wait_until_all_idle(soon()).await);
-        let p = pool.clone();
-        let waiting = tokio::spawn(async move {
-            p.wait_until_all_idle(tokio::time::Instant::now() + Duration::from_secs(5))
-                .await
-        });
-        tokio::task::yield_now().await;
-        drop(held);
-        assert!(waiting.await.unwrap());
-    }
-
-    #[tokio::test]
-    async fn a_broken_slot_takes_its_idle_siblings_out_and_reports_the_process() {
-        let (pool, mut events) = Pool::new(10);
-        let (a, _ka) = slots(1, 3);
-        let (b, _kb) = slots(2, 1);
-        pool.add_worker(a);
-        pool.add_worker(b);
-        let mut lease = pool.acquire().await.unwrap();
-        let dead = lease.conn().worker;
-        lease.mark_broken();
-        drop(lease);
-        assert_eq!(events.recv().await, Some(PoolEvent::WorkerBroken(dead)));
-        for _ in 0..3 {
-            let l = pool.acquire().await.unwrap();
-            assert_ne!(l.conn.as_ref().unwrap().worker, dead);
-        }
-    }
-}
+mod tests;

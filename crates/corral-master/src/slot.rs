@@ -1,4 +1,5 @@
-//! The master end of one worker slot's IPC socket, on tokio.
+//! The master end of one worker slot's IPC socket, on tokio, and the writer of packets to a
+//! socket (a slot, or the pool's request queue).
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
@@ -7,20 +8,28 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use bytes::BytesMut;
-use corral_proto::{body_frame_header, decode_to_master, ToMaster, MAX_PACKET};
+use corral_proto::{body_frame_header, decode_to_master, encode, ToMaster, ToWorker, MAX_PACKET};
 use corral_sys::{recv_packet_into, send_packet, send_packet_vectored, RecvFlags};
 use tokio::io::unix::AsyncFd;
 
 /// Identifies one worker process for the master's whole life (pids can be reused).
 pub type WorkerId = u64;
 
-/// The sending half of a slot socket; cheap to clone (the request-body pump holds one).
+/// The sending half of a socket; cheap to clone (the request-body pump holds one).
 #[derive(Clone)]
-pub struct SlotWriter {
+pub struct PacketWriter {
     fd: Arc<AsyncFd<OwnedFd>>,
 }
 
-impl SlotWriter {
+impl PacketWriter {
+    /// Writes to `fd` (non-blocking, registered with tokio here).
+    pub fn new(fd: OwnedFd) -> io::Result<PacketWriter> {
+        corral_sys::set_nonblocking(fd.as_fd())?;
+        Ok(PacketWriter {
+            fd: Arc::new(register(fd)?),
+        })
+    }
+
     /// Sends one packet, waiting while the socket buffer is full.
     pub async fn send(&self, packet: &[u8]) -> io::Result<()> {
         loop {
@@ -33,7 +42,7 @@ impl SlotWriter {
     }
 }
 
-impl SlotWriter {
+impl PacketWriter {
     /// Sends `packet` as one packet, its large body chunks straight from where they lie.
     pub async fn send_gathered(&self, packet: &Gather<'_>) -> io::Result<()> {
         self.send_parts(&packet.slices()).await
@@ -82,6 +91,12 @@ impl<'a> Gather<'a> {
         self.len == 0
     }
 
+    /// Appends bytes (encoded frames) that live long enough to be sent from where they are.
+    pub fn push_borrowed(&mut self, bytes: &'a [u8]) {
+        self.segments.push(Segment::Borrowed(bytes));
+        self.len += bytes.len();
+    }
+
     /// Appends bytes (encoded frames), copied.
     pub fn push_copied(&mut self, bytes: &[u8]) {
         let start = self.copied.len();
@@ -127,6 +142,8 @@ pub struct SlotConn {
     fd: Arc<AsyncFd<OwnedFd>>,
     pub worker: WorkerId,
     pub pid: u32,
+    /// The slot's place on the scoreboard (`corral_proto::board::slot_word`).
+    pub board_slot: usize,
     inbox: VecDeque<ToMaster>,
     /// Descriptors received with `File` frames, in arrival order.
     fds: VecDeque<OwnedFd>,
@@ -138,20 +155,21 @@ pub struct SlotConn {
 }
 
 impl SlotConn {
-    pub fn new(fd: OwnedFd, worker: WorkerId) -> io::Result<SlotConn> {
+    pub fn new(fd: OwnedFd, worker: WorkerId, board_slot: usize) -> io::Result<SlotConn> {
         corral_sys::set_nonblocking(fd.as_fd())?;
         Ok(SlotConn {
             fd: Arc::new(register(fd)?),
             worker,
             pid: 0,
+            board_slot,
             inbox: VecDeque::new(),
             fds: VecDeque::new(),
             rx: BytesMut::with_capacity(MAX_PACKET),
         })
     }
 
-    pub fn writer(&self) -> SlotWriter {
-        SlotWriter {
+    pub fn writer(&self) -> PacketWriter {
+        PacketWriter {
             fd: self.fd.clone(),
         }
     }
@@ -193,6 +211,53 @@ impl SlotConn {
 
     pub async fn next(&mut self) -> io::Result<Option<ToMaster>> {
         std::future::poll_fn(|cx| self.poll_next(cx)).await
+    }
+
+    /// Waits for the next frame and tells which request it belongs to, leaving it unread.
+    /// `None` when the worker closed the slot, broke the protocol, or sent a frame that
+    /// belongs to no request.
+    pub async fn next_id(&mut self) -> Option<u64> {
+        let first = self.next().await.ok()??;
+        let id = first.id();
+        self.inbox.push_front(first);
+        id
+    }
+
+    /// Tells the worker that request `id` lost its client, and discards the rest of the
+    /// response until the worker is done with it. For a request whose body nobody is
+    /// sending (it was abandoned before any pump started), the body is ended as cut short,
+    /// so a worker waiting for it does not wait forever; a worker that had the whole body
+    /// skips that frame. False if the slot broke on the way.
+    pub async fn abandon(&mut self, id: u64) -> bool {
+        let mut out = BytesMut::new();
+        encode(&ToWorker::Abort { id }, &mut out);
+        encode(
+            &ToWorker::BodyEnd {
+                id,
+                complete: false,
+            },
+            &mut out,
+        );
+        self.send(&out).await.is_ok() && self.drain_until_end().await
+    }
+
+    /// Sends `Abort{id}`; false if the slot is gone.
+    pub async fn abort(&self, id: u64) -> bool {
+        let mut out = BytesMut::new();
+        encode(&ToWorker::Abort { id }, &mut out);
+        self.send(&out).await.is_ok()
+    }
+
+    /// Discards frames up to the request's `End` (or `Failed`); false if the slot broke.
+    pub async fn drain_until_end(&mut self) -> bool {
+        loop {
+            match self.next().await {
+                Ok(Some(ToMaster::End { .. } | ToMaster::Failed { .. })) => return true,
+                Ok(Some(ToMaster::File { .. })) => drop(self.take_fd()),
+                Ok(Some(_)) => continue,
+                Ok(None) | Err(_) => return false,
+            }
+        }
     }
 
     /// Frames already received, without waiting (for the whole-response fast path).

@@ -10,7 +10,7 @@ use corral_proto::{ExitStatus, FromZygote, ToMaster, WIRE_VERSION};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep_until, Instant};
 
-use crate::pool::{Pool, PoolEvent};
+use crate::pool::{BoardBlock, Pool, PoolEvent};
 use crate::slot::{SlotConn, WorkerId};
 use crate::zygote::ZygoteHandle;
 
@@ -31,6 +31,8 @@ pub enum Fatal {
 struct Worker {
     pid: Option<u32>,
     born: Instant,
+    /// Its scoreboard block, held until the process is reaped.
+    _block: Arc<BoardBlock>,
 }
 
 enum ReadyError {
@@ -40,6 +42,7 @@ enum ReadyError {
 
 struct Readiness {
     worker: WorkerId,
+    block: Arc<BoardBlock>,
     result: Result<Vec<SlotConn>, ReadyError>,
 }
 
@@ -73,12 +76,18 @@ pub async fn run(
             _ = sleep_until(wake), if respawn_at.is_some() => {
                 respawn_at = None;
                 while workers.len() < s.workers_wanted {
+                    let Some(block) = s.pool.reserve_block() else {
+                        // Dead workers not reaped yet still hold theirs: try again shortly.
+                        respawn_at = Some(Instant::now() + Duration::from_millis(100));
+                        break;
+                    };
                     let id = next_id;
                     next_id += 1;
-                    match s.zygote.spawn_worker(id, s.threads).await {
+                    match s.zygote.spawn_worker(id, s.threads, block.first_slot()).await {
                         Ok(conns) => {
-                            workers.insert(id, Worker { pid: None, born: Instant::now() });
-                            tokio::spawn(await_ready(id, conns, ready_tx.clone()));
+                            let worker = Worker { pid: None, born: Instant::now(), _block: block.clone() };
+                            workers.insert(id, worker);
+                            tokio::spawn(await_ready(id, conns, block, ready_tx.clone()));
                         }
                         Err(_) => return Err((Fatal::ZygoteDied, s.zygote)),
                     }
@@ -101,7 +110,6 @@ pub async fn run(
                     let Some((&id, w)) = workers.iter().find(|(_, w)| w.pid == Some(pid)) else { continue };
                     let young = w.born.elapsed() < YOUNG;
                     workers.remove(&id);
-                    s.pool.remove_worker(id);
                     log_exit(pid, status);
                     young_deaths = if young { young_deaths + 1 } else { 0 };
                     respawn_at = Some(Instant::now() + backoff(young_deaths));
@@ -113,7 +121,7 @@ pub async fn run(
                     if !workers.contains_key(&r.worker) {
                         continue; // died while starting; its slots just close
                     }
-                    s.pool.add_worker(conns);
+                    s.pool.add_worker(conns, r.block);
                     ready_count += 1;
                     if ready_count >= s.workers_wanted {
                         if let Some(tx) = ready.take() {
@@ -160,6 +168,7 @@ fn log_exit(pid: u32, status: ExitStatus) {
 async fn await_ready(
     worker: WorkerId,
     mut conns: Vec<SlotConn>,
+    block: Arc<BoardBlock>,
     tx: mpsc::UnboundedSender<Readiness>,
 ) {
     let mut result = Ok(());
@@ -192,6 +201,7 @@ async fn await_ready(
     }
     let _ = tx.send(Readiness {
         worker,
+        block,
         result: result.map(|()| conns),
     });
 }

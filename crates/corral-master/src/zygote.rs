@@ -19,10 +19,13 @@ pub struct ZygoteHandle {
     child: Option<Child>,
 }
 
-/// Starts `corral __zygote` and sends it `cfg`. Messages from it arrive on the returned
-/// channel, which closes when the zygote goes away.
+/// Starts `corral __zygote` and sends it `cfg`, with the receiving end of the request queue
+/// and the scoreboard's descriptor. Messages from it arrive on the returned channel, which
+/// closes when the zygote goes away.
 pub fn start(
     cfg: &ZygoteConfig,
+    queue: OwnedFd,
+    board: OwnedFd,
 ) -> io::Result<(ZygoteHandle, mpsc::UnboundedReceiver<FromZygote>)> {
     let (ours, theirs) = corral_sys::seqpacket_pair()?;
     let exe = std::env::current_exe()?;
@@ -34,7 +37,7 @@ pub fn start(
     let child = corral_sys::spawn_with_inherited_fd(&mut cmd, theirs.as_fd())?;
     drop(theirs);
     let json = serde_json::to_vec(cfg).map_err(io::Error::other)?;
-    send_packet(ours.as_fd(), &json, &[])?;
+    send_packet(ours.as_fd(), &json, &[queue.as_fd(), board.as_fd()])?;
     corral_sys::set_nonblocking(ours.as_fd())?;
     let ctl = Arc::new(crate::slot::register(ours)?);
     let (tx, rx) = mpsc::unbounded_channel();
@@ -90,24 +93,27 @@ impl ZygoteHandle {
         }
     }
 
-    /// Asks for one worker process with `slots` threads; returns the master ends of its slot
-    /// sockets (not ready until each says `Ready`).
-    pub async fn spawn_worker(&self, worker: WorkerId, slots: usize) -> io::Result<Vec<SlotConn>> {
+    /// Asks for one worker process with `slots` threads on scoreboard slots `board ..`;
+    /// returns the master ends of its slot sockets (not ready until each says `Ready`).
+    pub async fn spawn_worker(
+        &self,
+        worker: WorkerId,
+        slots: usize,
+        board: u32,
+    ) -> io::Result<Vec<SlotConn>> {
         let mut ours = Vec::with_capacity(slots);
         let mut theirs = Vec::with_capacity(slots);
-        for _ in 0..slots {
+        for i in 0..slots {
             let (a, b) = corral_sys::seqpacket_pair()?;
-            ours.push(SlotConn::new(a, worker)?);
+            ours.push(SlotConn::new(a, worker, board as usize + i)?);
             theirs.push(b);
         }
-        self.send(
-            &ToZygote::Spawn {
-                worker,
-                slots: slots as u32,
-            },
-            &theirs,
-        )
-        .await?;
+        let spawn = ToZygote::Spawn {
+            worker,
+            slots: slots as u32,
+            board,
+        };
+        self.send(&spawn, &theirs).await?;
         Ok(ours)
     }
 

@@ -322,6 +322,7 @@ impl Encode for ToMaster {
                 o.put_u8(*kind as u8);
             }),
             ToMaster::Complete { id } => frame(out, 8, |o| o.put_u64_le(*id)),
+            ToMaster::Taken { id } => frame(out, 9, |o| o.put_u64_le(*id)),
         }
     }
 }
@@ -360,6 +361,7 @@ impl Decode for ToMaster {
                 ToMaster::Failed { id, kind }
             }
             8 => ToMaster::Complete { id: get_u64(p)? },
+            9 => ToMaster::Taken { id: get_u64(p)? },
             t => return Err(DecodeError::UnknownTag(t)),
         })
     }
@@ -370,9 +372,14 @@ impl Decode for ToMaster {
 impl Encode for ToZygote {
     fn encode(&self, out: &mut BytesMut) {
         match self {
-            ToZygote::Spawn { worker, slots } => frame(out, 1, |o| {
+            ToZygote::Spawn {
+                worker,
+                slots,
+                board,
+            } => frame(out, 1, |o| {
                 o.put_u64_le(*worker);
                 o.put_u32_le(*slots);
+                o.put_u32_le(*board);
             }),
             ToZygote::Shutdown => frame(out, 2, |_| {}),
         }
@@ -385,6 +392,7 @@ impl Decode for ToZygote {
             1 => ToZygote::Spawn {
                 worker: get_u64(p)?,
                 slots: get_u32(p)?,
+                board: get_u32(p)?,
             },
             2 => ToZygote::Shutdown,
             t => return Err(DecodeError::UnknownTag(t)),

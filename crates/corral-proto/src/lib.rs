@@ -5,7 +5,9 @@
 //! wraps it in its own transport, so the codec can be tested byte by byte.
 //!
 //! # Transport
-//! Every channel is a Unix `SOCK_SEQPACKET` socket. One *packet* carries one or more *frames*;
+//! Every channel is a Unix `SOCK_SEQPACKET` socket; a pool's request queue is one whose
+//! receiving end all its workers share, beside one socket per slot. The scoreboard, memory the
+//! master shares with the workers, has its layout in [`board`]. One *packet* carries one or more *frames*;
 //! a sender may batch several frames (a response head, its body and its end) into one packet so
 //! that a small response costs one system call. A packet never exceeds [`MAX_PACKET`] bytes, so a
 //! receiver reading with a buffer of that size never truncates one. File descriptors travel as
@@ -19,8 +21,11 @@
 //!
 //! # Conversations
 //! ```text
+//! master → request queue: Request{id, head} Body{id, chunk}* [BodyEnd{id}]   (one packet; the
+//!                           first idle slot of any worker takes it)
 //! master ⇄ worker slot:   ← Ready{pid, version}
-//!                         → Request{id, head}  → Body{id, chunk}*  → BodyEnd{id}
+//!                         ← Taken{id}   (only if BodyEnd was not in the queued packet)
+//!                         → Body{id, chunk}*  → BodyEnd{id}   (the rest of that body)
 //!                         ← ResponseHead{id,..} ← Chunk{id,..}* | File{id,..}
 //!                         ← [Complete{id}] End{id} | Failed{id,..}
 //!                           (Complete: the body is whole, the iterable's close() is running)
@@ -31,6 +36,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod board;
 pub mod codec;
 pub mod head;
 pub mod msg;
@@ -44,7 +50,7 @@ pub use head::{RequestHead, RequestHeadRef, ResponseHead};
 pub use msg::{ExitStatus, FailKind, FromZygote, ToMaster, ToWorker, ToZygote};
 
 /// Bumped whenever a message changes shape; a worker built from another binary is refused.
-pub const WIRE_VERSION: u32 = 2;
+pub const WIRE_VERSION: u32 = 3;
 
 /// The largest packet any side sends. Fits the default `SO_SNDBUF` of a Unix socket
 /// (`net.core.wmem_default`, 208 KiB) with room for the kernel's per-packet overhead.

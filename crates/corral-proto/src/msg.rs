@@ -4,10 +4,13 @@ use bytes::Bytes;
 
 use crate::head::{RequestHead, ResponseHead};
 
-/// Master → worker slot.
+/// Master → worker slot (and, for a request's first packet, master → the pool's request
+/// queue).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ToWorker {
-    /// A new request; its body follows as `Body` frames and always ends with `BodyEnd`.
+    /// A new request; its body follows as `Body` frames and always ends with `BodyEnd`. It
+    /// arrives on the request queue, at the start of a packet that holds as much of the body
+    /// as fits; whatever does not fit follows on the slot of the worker that took it.
     Request {
         id: u64,
         head: Box<RequestHead>,
@@ -73,17 +76,40 @@ pub enum ToMaster {
     End {
         id: u64,
     },
+    /// The worker took this request from the queue, and its body did not all fit the
+    /// request's packet: the rest is expected on this slot. (A request that arrived whole
+    /// needs no such word: its first response frame tells the master where it went.)
+    Taken {
+        id: u64,
+    },
     Failed {
         id: u64,
         kind: FailKind,
     },
 }
 
+impl ToMaster {
+    /// The request a frame belongs to (`None` for the slot's own `Ready` / `LoadFailed`).
+    pub fn id(&self) -> Option<u64> {
+        match self {
+            ToMaster::Ready { .. } | ToMaster::LoadFailed { .. } => None,
+            ToMaster::ResponseHead { id, .. }
+            | ToMaster::Chunk { id, .. }
+            | ToMaster::File { id, .. }
+            | ToMaster::Complete { id }
+            | ToMaster::End { id }
+            | ToMaster::Taken { id }
+            | ToMaster::Failed { id, .. } => Some(*id),
+        }
+    }
+}
+
 /// Master → zygote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ToZygote {
-    /// Fork one worker process; the packet carries one socket per slot (thread).
-    Spawn { worker: u64, slots: u32 },
+    /// Fork one worker process; the packet carries one socket per slot (thread). Its slots
+    /// use the scoreboard words `board .. board + slots` (see [`crate::board`]).
+    Spawn { worker: u64, slots: u32, board: u32 },
     /// Kill every worker and exit.
     Shutdown,
 }

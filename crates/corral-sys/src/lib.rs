@@ -3,7 +3,8 @@
 //! This crate owns every raw system call the project makes outside CPython: `SOCK_SEQPACKET`
 //! socket pairs and packets with file descriptors (`SCM_RIGHTS`), `sendfile`, `fork`, the
 //! set-up a forked child needs (process group, parent-death signal, fd hygiene), reaping,
-//! signals and process groups, and glibc's allocator settings. Each function exposes a safe interface; each `unsafe` block says why it is sound.
+//! signals and process groups, memory shared between processes ([`SharedWords`]), and glibc's
+//! allocator settings. Each function exposes a safe interface; each `unsafe` block says why it is sound.
 //!
 //! It must not know about Python, HTTP, the IPC messages or configuration types: it deals in file
 //! descriptors, pids and byte slices only.
@@ -13,12 +14,13 @@ pub mod malloc;
 pub mod packet;
 pub mod process;
 pub mod sendfile;
+pub mod shared;
 
 pub use fork::{fork, thread_count, Forked};
 pub use malloc::keep_freed_heap;
 pub use packet::{
     recv_packet, recv_packet_into, send_packet, send_packet_vectored, seqpacket_pair,
-    set_nonblocking, RecvFlags,
+    set_nonblocking, set_send_buffer, RecvFlags,
 };
 pub use process::{
     adopt_inherited_fd, block_signals, child_setup, exit_now, getpid, ignore_sigpipe, kill_pid,
@@ -26,3 +28,4 @@ pub use process::{
     spawn_with_inherited_fd, unblock_all_signals, Reaped, SignalFd,
 };
 pub use sendfile::sendfile;
+pub use shared::SharedWords;

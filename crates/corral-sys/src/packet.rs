@@ -49,6 +49,24 @@ pub fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
     Ok(())
 }
 
+/// Asks for a send buffer of `bytes` on `sock` (the kernel caps it at `net.core.wmem_max`
+/// and doubles it for its own bookkeeping). For a socket pair this bounds how many bytes of
+/// packets may wait unread in the peer.
+pub fn set_send_buffer(sock: BorrowedFd<'_>, bytes: usize) -> io::Result<()> {
+    let value = bytes.min(libc::c_int::MAX as usize) as libc::c_int;
+    // SAFETY: setsockopt reads one c_int from `value`, which lives for the call.
+    cvt(unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    })?;
+    Ok(())
+}
+
 /// Sends one packet, with `fds` attached as `SCM_RIGHTS` when not empty. Never raises SIGPIPE:
 /// a vanished peer is `EPIPE`.
 pub fn send_packet(sock: BorrowedFd<'_>, data: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<usize> {

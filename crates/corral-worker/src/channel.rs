@@ -1,4 +1,10 @@
-//! The blocking worker end of one slot's IPC socket.
+//! The blocking worker end of one slot: the pool's request queue it takes requests from, and
+//! its own IPC socket to the master.
+//!
+//! A request arrives on the queue as one packet (its head and as much of its body as fits);
+//! the slot writes the request's id on its scoreboard word at once, so that the master knows
+//! which request died if this process does. Everything else of that request — the rest of
+//! its body, an `Abort` — arrives on the slot's own socket, and the response goes back there.
 //!
 //! Outgoing frames are gathered in a buffer and sent as one packet (a small response — head,
 //! body and end — costs one `sendmsg`). Incoming packets are decoded into a queue, so a check
@@ -7,14 +13,24 @@
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use corral_proto::{
-    decode_to_worker, encode, encode_chunk, Encode, FailKind, RequestHead, ResponseHead, ToMaster,
-    ToWorker, MAX_CHUNK, MAX_PACKET, WIRE_VERSION,
+    board, decode_to_worker, encode, encode_chunk, Encode, FailKind, RequestHead, ResponseHead,
+    ToMaster, ToWorker, MAX_CHUNK, MAX_PACKET, WIRE_VERSION,
 };
 use corral_python::{Outcome, Transport};
-use corral_sys::{recv_packet_into, send_packet, RecvFlags};
+use corral_sys::{recv_packet_into, send_packet, RecvFlags, SharedWords};
+
+/// What every slot of a pool shares: the receiving end of the request queue and the
+/// scoreboard (see `corral_proto::board`).
+#[derive(Clone)]
+pub struct PoolShare {
+    pub queue: Arc<OwnedFd>,
+    pub board: Arc<SharedWords>,
+}
 
 /// What the slot thread should do next.
 pub(crate) enum Next {
@@ -28,6 +44,9 @@ pub(crate) enum Next {
 
 pub struct SlotChannel {
     sock: OwnedFd,
+    pool: PoolShare,
+    /// This slot's word on the scoreboard.
+    board_word: usize,
     /// Decoded frames not yet consumed.
     inbox: VecDeque<ToWorker>,
     /// Packets land in this buffer's spare room and are split off it: the request body frames
@@ -43,9 +62,12 @@ pub struct SlotChannel {
 }
 
 impl SlotChannel {
-    pub fn new(sock: OwnedFd) -> SlotChannel {
+    /// The channel of scoreboard slot `board_slot`, talking to the master over `sock`.
+    pub fn new(sock: OwnedFd, pool: PoolShare, board_slot: usize) -> SlotChannel {
         SlotChannel {
             sock,
+            pool,
+            board_word: board::slot_word(board_slot),
             inbox: VecDeque::new(),
             rx: BytesMut::with_capacity(MAX_PACKET),
             outbox: BytesMut::with_capacity(MAX_PACKET),
@@ -97,24 +119,64 @@ impl SlotChannel {
         }
     }
 
-    /// Blocks until the next request arrives. Stray frames of finished requests are skipped.
+    /// Blocks until this slot takes the next request from the queue. Requests whose client
+    /// left while they waited are skipped.
     pub(crate) fn next_request(&mut self) -> Next {
         loop {
-            match self.next_message() {
-                Ok(Some(ToWorker::Request { id, head })) => {
-                    self.current = id;
-                    self.body_done = false;
-                    self.aborted = false;
-                    return Next::Request { id, head };
-                }
-                Ok(Some(_stale)) => continue,
-                Ok(None) => return Next::Closed,
+            match self.take_from_queue() {
+                Ok(Some((id, head))) => return Next::Request { id, head },
+                Ok(None) => continue,
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Next::Closed,
                 Err(e) => {
-                    tracing::error!("IPC error on a slot: {e}");
+                    tracing::error!("IPC error on the request queue: {e}");
                     return Next::Closed;
                 }
             }
         }
+    }
+
+    /// Takes one packet from the queue: `None` if its request was cancelled.
+    fn take_from_queue(&mut self) -> io::Result<Option<(u64, Box<RequestHead>)>> {
+        let mut fds = Vec::new();
+        let queue = self.pool.queue.as_fd();
+        let n = recv_packet_into(queue, &mut self.rx, MAX_PACKET, &mut fds, RecvFlags::Wait)?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        let mut packet = self.rx.split();
+        let Some(ToWorker::Request { id, head }) =
+            decode_to_worker(&mut packet).map_err(invalid)?
+        else {
+            return Err(invalid("a queued packet does not start with a request"));
+        };
+        // First of all, so that the master can tell which request this process held.
+        self.pool
+            .board
+            .word(self.board_word)
+            .store(id, Ordering::Release);
+        let mut body = Vec::new();
+        while let Some(msg) = decode_to_worker(&mut packet).map_err(invalid)? {
+            body.push(msg);
+        }
+        if !packet.is_empty() {
+            return Err(invalid("packet ends inside a frame"));
+        }
+        let cancelled = self.pool.board.word(board::cancel_word(id));
+        if cancelled.load(Ordering::Acquire) == id {
+            return Ok(None);
+        }
+        let whole = body
+            .iter()
+            .any(|m| matches!(m, ToWorker::BodyEnd { id: i, .. } if *i == id));
+        self.inbox.extend(body);
+        self.current = id;
+        self.body_done = false;
+        self.aborted = false;
+        if !whole {
+            // The rest of the body comes on this slot: tell the master where to send it.
+            self.send_now(&ToMaster::Taken { id })?;
+        }
+        Ok(Some((id, head)))
     }
 
     /// Reports how the request ended, then skips whatever is left of its body.
@@ -317,7 +379,13 @@ mod tests {
     #[test]
     fn closing_frames_never_push_a_packet_past_the_limit() {
         let (ours, master) = corral_sys::seqpacket_pair().unwrap();
-        let mut chan = SlotChannel::new(ours);
+        let (queue, _master_queue) = corral_sys::seqpacket_pair().unwrap();
+        let (board, _fd) = SharedWords::create("corral-test", board::words(1)).unwrap();
+        let pool = PoolShare {
+            queue: Arc::new(queue),
+            board: Arc::new(board),
+        };
+        let mut chan = SlotChannel::new(ours, pool, 0);
         chan.current = 1;
         let head = ResponseHead {
             status: 200,

@@ -1,13 +1,16 @@
 //! A corral worker process: the forked child that runs the WSGI app.
 //!
 //! It owns the slot threads (one per `--threads`, each with its own IPC socket to the master) and
-//! the blocking side of the IPC protocol ([`channel`]). Each slot thread attaches to Python once
-//! and detaches only while it waits on its socket (DESIGN.md "Python").
+//! the blocking side of the IPC protocol ([`channel`]). Every idle slot thread of every worker
+//! of the pool waits on the same request queue; the kernel hands each request to one of them.
+//! Each slot thread attaches to Python once and detaches only while it waits on a socket
+//! (DESIGN.md "Python").
 //!
 //! It must not fork, listen, or talk HTTP. It handles no signals itself: the master ends a worker
 //! by closing its sockets (end of stream → the process exits) or by killing its process group.
 //!
-//! Messages accepted on a slot: `Request`, `Body`, `BodyEnd`, `Abort` (see `corral-proto`).
+//! Messages accepted: `Request` (with the first of its `Body` frames, and its `BodyEnd` if the
+//! body fits) from the queue; `Body`, `BodyEnd`, `Abort` on a slot (see `corral-proto`).
 #![forbid(unsafe_code)]
 
 pub mod channel;
@@ -18,22 +21,30 @@ use std::os::fd::OwnedFd;
 use corral_python::environ::ProcessFacts;
 use corral_python::{Py, PyAny, Python};
 
-pub use channel::SlotChannel;
+pub use channel::{PoolShare, SlotChannel};
 
 /// Exit status of a worker whose app failed to import (`--no-preload`), as for the master.
 pub const EXIT_LOAD_FAILED: i32 = 3;
 
-/// Runs the worker: one slot thread per socket in `slots` (the calling thread serves the first).
-/// Returns when any slot's master connection ends; the caller then exits the process.
-pub fn run(app: Py<PyAny>, facts: ProcessFacts, slots: Vec<OwnedFd>) {
+/// Runs the worker: one slot thread per socket in `slots` (the calling thread serves the first),
+/// on scoreboard slots `board ..`. Returns when any slot's master connection ends; the caller
+/// then exits the process.
+pub fn run(
+    app: Py<PyAny>,
+    facts: ProcessFacts,
+    slots: Vec<OwnedFd>,
+    pool: PoolShare,
+    board: usize,
+) {
     let mut slots = slots.into_iter();
     let Some(first) = slots.next() else { return };
     for (i, fd) in slots.enumerate() {
         let app = Python::attach(|py| app.clone_ref(py));
+        let chan = SlotChannel::new(fd, pool.clone(), board + i + 1);
         let spawned = std::thread::Builder::new()
             .name(format!("corral-slot-{}", i + 1))
             .spawn(move || {
-                slot::serve(app, facts, fd);
+                slot::serve(app, facts, chan);
                 // One slot's master connection ended: the master is retiring this process.
                 corral_sys::exit_now(0);
             });
@@ -42,15 +53,14 @@ pub fn run(app: Py<PyAny>, facts: ProcessFacts, slots: Vec<OwnedFd>) {
             corral_sys::exit_now(1);
         }
     }
-    slot::serve(app, facts, first);
+    slot::serve(app, facts, SlotChannel::new(first, pool, board));
 }
 
 /// Tells the master (over the first slot) that the app could not be loaded.
 pub fn report_load_failure(slots: &[OwnedFd], message: String) {
     if let Some(fd) = slots.first() {
-        if let Ok(fd) = fd.try_clone() {
-            let mut chan = SlotChannel::new(fd);
-            let _ = chan.send_now(&corral_proto::ToMaster::LoadFailed { message });
-        }
+        let mut out = bytes::BytesMut::new();
+        corral_proto::encode(&corral_proto::ToMaster::LoadFailed { message }, &mut out);
+        let _ = corral_sys::send_packet(std::os::fd::AsFd::as_fd(fd), &out, &[]);
     }
 }

@@ -1,6 +1,5 @@
 //! One slot thread: wait for a request, run the app, report the outcome, repeat.
 
-use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};
 
 use corral_python::environ::ProcessFacts;
@@ -10,8 +9,7 @@ use corral_python::{Py, PyAny, Python, SharedTransport};
 use crate::channel::{Next, SlotChannel};
 
 /// Serves requests on one slot until the master closes it.
-pub(crate) fn serve(app: Py<PyAny>, facts: ProcessFacts, fd: OwnedFd) {
-    let mut chan = SlotChannel::new(fd);
+pub(crate) fn serve(app: Py<PyAny>, facts: ProcessFacts, mut chan: SlotChannel) {
     if let Err(e) = chan.send_ready() {
         tracing::debug!("master gone before the slot was ready: {e}");
         return;

@@ -1,6 +1,6 @@
 //! The zygote's control loop: spawn requests from the master, SIGCHLD from the kernel.
 
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -10,12 +10,27 @@ use corral_sys::{poll_readable, recv_packet, send_packet, RecvFlags};
 
 use crate::Zygote;
 
-/// Reads the configuration the master sends as the first packet.
-pub fn read_config(ctl: BorrowedFd<'_>) -> Result<ZygoteConfig, String> {
+/// What the master sends as the first packet: the configuration (JSON), with the receiving
+/// end of the pool's request queue and the scoreboard's descriptor attached.
+pub struct Startup {
+    pub cfg: ZygoteConfig,
+    pub queue: OwnedFd,
+    pub board: OwnedFd,
+}
+
+/// Reads the master's first packet.
+pub fn read_config(ctl: BorrowedFd<'_>) -> Result<Startup, String> {
     let mut buf = vec![0u8; MAX_PACKET];
-    let n = recv_packet(ctl, &mut buf, &mut Vec::new(), RecvFlags::Wait)
+    let mut fds = Vec::new();
+    let n = recv_packet(ctl, &mut buf, &mut fds, RecvFlags::Wait)
         .map_err(|e| format!("cannot read the zygote configuration: {e}"))?;
-    serde_json::from_slice(&buf[..n]).map_err(|e| format!("bad zygote configuration: {e}"))
+    let cfg =
+        serde_json::from_slice(&buf[..n]).map_err(|e| format!("bad zygote configuration: {e}"))?;
+    let mut fds = fds.into_iter();
+    match (fds.next(), fds.next(), fds.next()) {
+        (Some(queue), Some(board), None) => Ok(Startup { cfg, queue, board }),
+        _ => Err("the zygote configuration must carry the queue and the scoreboard".into()),
+    }
 }
 
 pub(crate) fn send(ctl: BorrowedFd<'_>, msg: &FromZygote) -> std::io::Result<()> {
@@ -52,9 +67,11 @@ pub(crate) fn serve(z: &mut Zygote) -> i32 {
             };
             let mut packet = BytesMut::from(&buf[..n]);
             match decode_to_zygote(&mut packet) {
-                Ok(Some(ToZygote::Spawn { worker, slots })) => {
-                    crate::spawn::spawn(z, worker, slots, fds)
-                }
+                Ok(Some(ToZygote::Spawn {
+                    worker,
+                    slots,
+                    board,
+                })) => crate::spawn::spawn(z, worker, (slots, board), fds),
                 Ok(Some(ToZygote::Shutdown)) => return shutdown(z, 0),
                 Ok(None) | Err(_) => {
                     tracing::error!("zygote received a malformed control packet");

@@ -1,7 +1,8 @@
 //! corral's zygote: the single-threaded fork server of one app.
 //!
-//! The master execs `corral __zygote --ctl-fd N`; the zygote reads its [`ZygoteConfig`] (the
-//! first packet on the control socket, JSON: this is startup, not the hot path), initialises
+//! The master execs `corral __zygote --ctl-fd N`; the zygote reads its configuration (the
+//! first packet on the control socket, JSON: this is startup, not the hot path; the pool's
+//! request queue and scoreboard come attached, and every worker inherits both), initialises
 //! CPython, imports the app (preload, the default), freezes the heap, says `Ready`, then serves
 //! `Spawn` requests. It is the only process that forks ([`spawn`]), it reaps its children and
 //! reports each exit to the master ([`FromZygote::Exited`]).
@@ -19,16 +20,17 @@ mod spawn;
 
 use std::collections::BTreeSet;
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
 
-use corral_config::ZygoteConfig;
 use corral_proto::{FromZygote, WIRE_VERSION};
 use corral_python::app::{AppRef, AppSource};
 use corral_python::environ::ProcessFacts;
 use corral_python::interp::{self, InterpConfig};
 use corral_python::{Outcome, Py, PyAny, Python};
 use corral_sys::SignalFd;
+use corral_worker::PoolShare;
 
-pub use control::read_config;
+pub use control::{read_config, Startup};
 
 /// Exit status when the app cannot be imported (gunicorn's "worker failed to boot" is 3 too).
 pub const EXIT_LOAD_FAILED: i32 = 3;
@@ -43,10 +45,13 @@ pub(crate) struct Zygote {
     pub(crate) facts: ProcessFacts,
     /// Live workers (each is also the id of its process group).
     pub(crate) workers: BTreeSet<u32>,
+    /// The request queue and the scoreboard, inherited by every worker.
+    pub(crate) pool: PoolShare,
 }
 
 /// Runs the zygote until the master says stop or goes away. Returns the process exit status.
-pub fn run(ctl: OwnedFd, cfg: ZygoteConfig) -> i32 {
+pub fn run(ctl: OwnedFd, startup: Startup) -> i32 {
+    let Startup { cfg, queue, board } = startup;
     if let Err(e) = corral_sys::own_process_group() {
         tracing::warn!("zygote cannot start its own process group: {e}");
     }
@@ -76,6 +81,13 @@ pub fn run(ctl: OwnedFd, cfg: ZygoteConfig) -> i32 {
     if let Err(e) = interp::freeze_heap() {
         tracing::warn!("gc.freeze() failed, workers will share less memory: {e}");
     }
+    let pool = match corral_sys::SharedWords::map(board.as_fd()) {
+        Ok(board) => PoolShare {
+            queue: Arc::new(queue),
+            board: Arc::new(board),
+        },
+        Err(e) => return fail_startup(&ctl, format!("cannot map the scoreboard: {e}")),
+    };
     let sigchld = match SignalFd::new(&[corral_sys::process::SIGCHLD]) {
         Ok(s) => s,
         Err(e) => return fail_startup(&ctl, format!("cannot watch SIGCHLD: {e}")),
@@ -87,6 +99,7 @@ pub fn run(ctl: OwnedFd, cfg: ZygoteConfig) -> i32 {
         app_ref,
         facts,
         workers: BTreeSet::new(),
+        pool,
     };
     let ready = FromZygote::Ready {
         pid: std::process::id(),

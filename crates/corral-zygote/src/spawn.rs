@@ -9,8 +9,9 @@ use corral_sys::Forked;
 use crate::control::{raw_fds, send};
 use crate::Zygote;
 
-/// Forks one worker process serving `slots` (the sockets in `fds`) and reports the result.
-pub(crate) fn spawn(z: &mut Zygote, worker: u64, slots: u32, fds: Vec<OwnedFd>) {
+/// Forks one worker process serving `slots` (the sockets in `fds`, on scoreboard slots
+/// `board ..`) and reports the result.
+pub(crate) fn spawn(z: &mut Zygote, worker: u64, (slots, board): (u32, u32), fds: Vec<OwnedFd>) {
     if fds.len() != slots as usize {
         let message = format!(
             "spawn request for {slots} slots carried {} sockets",
@@ -28,7 +29,7 @@ pub(crate) fn spawn(z: &mut Zygote, worker: u64, slots: u32, fds: Vec<OwnedFd>) 
         }
     });
     match forked {
-        Ok(Side::Child) => run_child(z, fds),
+        Ok(Side::Child) => run_child(z, fds, board as usize),
         Ok(Side::Parent) => {
             drop(fds);
             z.workers.insert(child_pid);
@@ -49,7 +50,7 @@ pub(crate) fn spawn(z: &mut Zygote, worker: u64, slots: u32, fds: Vec<OwnedFd>) 
 }
 
 /// The worker's life after fork. Never returns: the process exits without finalising Python.
-fn run_child(z: &mut Zygote, slots: Vec<OwnedFd>) -> ! {
+fn run_child(z: &mut Zygote, slots: Vec<OwnedFd>, board: usize) -> ! {
     if let Err(e) = corral_sys::child_setup(&raw_fds(z)) {
         tracing::error!("worker set-up failed: {e}");
         corral_sys::exit_now(1);
@@ -64,6 +65,6 @@ fn run_child(z: &mut Zygote, slots: Vec<OwnedFd>) -> ! {
             }
         },
     };
-    corral_worker::run(app, z.facts, slots);
+    corral_worker::run(app, z.facts, slots, z.pool.clone(), board);
     corral_sys::exit_now(0)
 }

@@ -116,14 +116,14 @@ fn zygote(ctl_fd: i32) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let cfg = match corral_zygote::read_config(ctl.as_fd()) {
-        Ok(c) => c,
+    let startup = match corral_zygote::read_config(ctl.as_fd()) {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("corral: {e}");
             return ExitCode::from(EXIT_FAILED);
         }
     };
-    logging::init(LogLevel::parse(&cfg.log_level).unwrap_or(LogLevel::Info));
-    let code = corral_zygote::run(ctl, cfg);
+    logging::init(LogLevel::parse(&startup.cfg.log_level).unwrap_or(LogLevel::Info));
+    let code = corral_zygote::run(ctl, startup);
     ExitCode::from(u8::try_from(code).unwrap_or(EXIT_FAILED))
 }

@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use crate::http::completion::Completion;
 use crate::http::file_send::{stand_in, FileQueue, FileRange};
 use crate::pool::Lease;
-use crate::slot::{Gather, SlotWriter};
+use crate::slot::{Gather, PacketWriter};
 
 /// An error that makes hyper cut the connection (the response cannot be completed).
 #[derive(Debug)]
@@ -40,7 +40,7 @@ pub struct Pump {
 /// Streams the remainder of `body` to the worker as `Body` frames, then `BodyEnd`. Stops early
 /// (with `BodyEnd{complete: false}`) when cancelled, when the client fails, or past `max_body`.
 pub fn spawn_pump(
-    writer: SlotWriter,
+    writer: PacketWriter,
     id: u64,
     mut body: Incoming,
     mut seen: u64,
@@ -80,7 +80,7 @@ pub fn spawn_pump(
     }
 }
 
-async fn send_body_frames(writer: &SlotWriter, id: u64, data: Bytes) -> io::Result<()> {
+async fn send_body_frames(writer: &PacketWriter, id: u64, data: Bytes) -> io::Result<()> {
     let mut packet = Gather::default();
     for piece in data.chunks(MAX_CHUNK) {
         packet.clear();
@@ -157,8 +157,8 @@ impl InFlight {
         let pump = self.pump.take();
         let id = self.id;
         tokio::spawn(async move {
-            let sent = !abort || send_abort(&mut lease, id).await;
-            let healthy = sent && drain_until_end(&mut lease).await;
+            let sent = !abort || lease.conn().abort(id).await;
+            let healthy = sent && lease.conn().drain_until_end().await;
             if let Some(mut pump) = pump {
                 if let Some(c) = pump.cancel.take() {
                     let _ = c.send(());
@@ -175,24 +175,6 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.release_in_background(!self.delivered);
-    }
-}
-
-async fn send_abort(lease: &mut Lease, id: u64) -> bool {
-    let mut out = BytesMut::new();
-    encode(&ToWorker::Abort { id }, &mut out);
-    lease.conn().send(&out).await.is_ok()
-}
-
-/// Discards the rest of an aborted response; false if the slot broke on the way.
-async fn drain_until_end(lease: &mut Lease) -> bool {
-    loop {
-        match lease.conn().next().await {
-            Ok(Some(ToMaster::End { .. } | ToMaster::Failed { .. })) => return true,
-            Ok(Some(ToMaster::File { .. })) => drop(lease.conn().take_fd()),
-            Ok(Some(_)) => continue,
-            Ok(None) | Err(_) => return false,
-        }
     }
 }
 

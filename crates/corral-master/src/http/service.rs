@@ -1,7 +1,6 @@
 //! One HTTP request: check it, buffer the start of its body, lease a worker slot, send it
 //! there, and turn the worker's answer into a hyper response.
 
-use std::io::IoSlice;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -22,7 +21,7 @@ use crate::http::completion::Completion;
 use crate::http::error::Refusal;
 use crate::http::file_send::FileQueue;
 use crate::http::stream::Activity;
-use crate::pool::{AcquireError, Pool};
+use crate::pool::{AcquireError, Lease, Pool, Unserved};
 use crate::slot::Gather;
 
 /// Everything a request needs that outlives it, shared by all connections of a listener.
@@ -101,26 +100,39 @@ async fn serve(
     }
     let head = encode_head(id, &parts, content_length, ctx, conn)?;
     let (buffered, seen, complete) = buffer_body(&mut body, &ctx.http).await?;
-    let mut flight = None;
-    for _attempt in 0..3 {
-        let mut lease = ctx.pool.acquire().await.map_err(|e| match e {
+    let mut end = BytesMut::new();
+    if complete {
+        encode(&ToWorker::BodyEnd { id, complete: true }, &mut end);
+    }
+    let packets = pack_request(id, &head, &buffered, &end);
+    let ticket = ctx
+        .pool
+        .submit(id, &packets[0])
+        .await
+        .map_err(|e| match e {
             AcquireError::QueueFull => Refusal::QueueFull,
             AcquireError::Closed => Refusal::ShuttingDown,
         })?;
-        if send_request(&mut lease, id, &head, &buffered, complete)
-            .await
-            .is_ok()
-        {
-            flight = Some(lease);
-            break;
+    let lease = ticket.wait().await.map_err(|e| match e {
+        Unserved::WorkerLost => Refusal::WorkerLost,
+        Unserved::Closed => Refusal::ShuttingDown,
+    })?;
+    let (lease, pump) = if packets.len() == 1 && complete {
+        (lease, None)
+    } else {
+        let mut starting = Starting {
+            id,
+            lease: Some(lease),
+        };
+        send_rest(starting.lease(), &packets[1..]).await?;
+        let lease = starting.done();
+        match (complete, lease.writer()) {
+            (false, Some(writer)) => {
+                let pump = spawn_pump(writer, id, body, seen, ctx.http.max_body);
+                (lease, Some(pump))
+            }
+            _ => (lease, None),
         }
-        // The worker died while idle: nothing reached the app, so another slot may take it.
-        lease.mark_broken();
-    }
-    let lease = flight.ok_or(Refusal::WorkerLost)?;
-    let pump = match (complete, lease.writer()) {
-        (false, Some(writer)) => Some(spawn_pump(writer, id, body, seen, ctx.http.max_body)),
-        _ => None,
     };
     let mut flight = InFlight::new(id, lease, pump);
     let pid = flight.pid();
@@ -239,48 +251,80 @@ async fn buffer_body(
     Ok((pieces, seen, false))
 }
 
-/// Sends the encoded request head, the buffered body and (if complete) its end, packing
-/// frames into as few packets as fit; body chunks are not copied (see `Gather`).
-async fn send_request(
-    lease: &mut crate::pool::Lease,
-    id: u64,
-    head: &Bytes,
-    body: &[Bytes],
-    complete: bool,
-) -> std::io::Result<()> {
-    let Some(writer) = lease.writer() else {
-        return Err(std::io::ErrorKind::NotConnected.into());
-    };
-    let mut end = BytesMut::new();
-    if complete {
-        encode(&ToWorker::BodyEnd { id, complete: true }, &mut end);
-    }
-    if body.is_empty() && head.len() + end.len() <= MAX_PACKET {
-        // The common case (a GET): head and end as they are, nothing copied or gathered.
-        return writer
-            .send_parts(&[IoSlice::new(head), IoSlice::new(&end)])
-            .await;
-    }
+/// A request's frames in packets: its head, then as much of the buffered body as fits (pieces
+/// are cut to fill each packet) and, for a complete body, its end. The first packet goes to
+/// the queue; the slot that takes the request says `Taken` if more follow, and they go there.
+/// Body chunks are not copied (see `Gather`).
+fn pack_request<'a>(id: u64, head: &'a [u8], body: &'a [Bytes], end: &'a [u8]) -> Vec<Gather<'a>> {
+    let mut packets = Vec::new();
     let mut packet = Gather::default();
-    packet.push_copied(head);
-    for piece in body.iter().flat_map(|data| data.chunks(MAX_CHUNK)) {
-        if packet.len() + BODY_HEADER_LEN + piece.len() > MAX_PACKET {
-            writer.send_gathered(&packet).await?;
-            packet.clear();
+    packet.push_borrowed(head);
+    for mut piece in body.iter().map(|data| &data[..]) {
+        while !piece.is_empty() {
+            let room = MAX_PACKET.saturating_sub(packet.len() + BODY_HEADER_LEN);
+            if room == 0 {
+                packets.push(std::mem::take(&mut packet));
+                continue;
+            }
+            let (now, later) = piece.split_at(room.min(piece.len()).min(MAX_CHUNK));
+            packet.push_body(id, now);
+            piece = later;
         }
-        packet.push_body(id, piece);
     }
     if !end.is_empty() {
         if packet.len() + end.len() > MAX_PACKET {
-            writer.send_gathered(&packet).await?;
-            packet.clear();
+            packets.push(std::mem::take(&mut packet));
         }
-        packet.push_copied(&end);
+        packet.push_borrowed(end);
     }
     if !packet.is_empty() {
-        writer.send_gathered(&packet).await?;
+        packets.push(packet);
+    }
+    packets
+}
+
+/// The slot that took a request whose body did not fit the first packet says `Taken` before
+/// anything else; the rest of the buffered body goes to that slot.
+async fn send_rest(lease: &mut Lease, rest: &[Gather<'_>]) -> Result<(), Refusal> {
+    let taken = matches!(lease.conn().next().await, Ok(Some(ToMaster::Taken { .. })));
+    let writer = lease.writer().filter(|_| taken);
+    let Some(writer) = writer else {
+        lease.mark_broken();
+        return Err(Refusal::WorkerLost);
+    };
+    for packet in rest {
+        if writer.send_gathered(packet).await.is_err() {
+            lease.mark_broken();
+            return Err(Refusal::WorkerLost);
+        }
     }
     Ok(())
+}
+
+/// A lease whose request body is still on its way to the worker and no pump carries it yet:
+/// if the request ends here (its client left), the worker is told, or it would wait for
+/// the body forever.
+struct Starting {
+    id: u64,
+    lease: Option<Lease>,
+}
+
+impl Starting {
+    fn lease(&mut self) -> &mut Lease {
+        self.lease.as_mut().expect("taken only by done()")
+    }
+
+    fn done(mut self) -> Lease {
+        self.lease.take().expect("taken only once")
+    }
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        if let Some(lease) = self.lease.take() {
+            tokio::spawn(lease.abandon(self.id));
+        }
+    }
 }
 
 /// Waits for the response head; turns an early failure into the right status.

@@ -75,6 +75,7 @@ fn all_to_master() -> Vec<ToMaster> {
             len: 1 << 40,
         },
         ToMaster::Complete { id: 3 },
+        ToMaster::Taken { id: 4 },
         ToMaster::End { id: 3 },
         ToMaster::Failed {
             id: 3,
@@ -104,6 +105,7 @@ fn every_message_round_trips() {
         ToZygote::Spawn {
             worker: 4,
             slots: 8,
+            board: 16,
         },
         ToZygote::Shutdown,
     ]);

@@ -1,0 +1,282 @@
+//! The pool against real sockets: the tests play the worker's part of the protocol by hand
+//! (take a packet from the queue, write the scoreboard, answer on a slot).
+
+use super::*;
+use std::os::fd::AsFd;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use corral_proto::{decode_to_worker, encode, ToMaster, ToWorker, MAX_PACKET};
+use corral_sys::{recv_packet, send_packet, RecvFlags};
+
+struct Fixture {
+    pool: Arc<Pool>,
+    events: mpsc::UnboundedReceiver<PoolEvent>,
+    /// The workers' end of the request queue.
+    queue: OwnedFd,
+    /// The scoreboard as a worker maps it.
+    board: SharedWords,
+}
+
+fn fixture(max_queue: usize, threads: usize) -> Fixture {
+    let cfg = corral_config::PoolConfig {
+        workers: 2,
+        threads,
+        max_queue,
+        ..Default::default()
+    };
+    let (ends, board) = make_queue_and_board(&cfg).unwrap();
+    let workers_view = SharedWords::map(board.fd.as_fd()).unwrap();
+    let (pool, events) = Pool::new(max_queue, ends.master, board.words, threads).unwrap();
+    Fixture {
+        pool,
+        events,
+        queue: ends.workers,
+        board: workers_view,
+    }
+}
+
+/// Adds a worker of `n` slots; returns its first scoreboard slot and the worker ends of its
+/// slot sockets.
+fn add_worker(f: &Fixture, worker: WorkerId, n: usize) -> (usize, Vec<OwnedFd>) {
+    let block = f.pool.reserve_block().unwrap();
+    let first = block.first_slot() as usize;
+    let mut conns = Vec::new();
+    let mut theirs = Vec::new();
+    for i in 0..n {
+        let (a, b) = corral_sys::seqpacket_pair().unwrap();
+        conns.push(SlotConn::new(a, worker, block.first_slot() as usize + i).unwrap());
+        theirs.push(b);
+    }
+    f.pool.add_worker(conns, block);
+    (first, theirs)
+}
+
+fn request_packet(id: u64) -> BytesMut {
+    let mut out = BytesMut::new();
+    let head = corral_proto::RequestHead {
+        method: "GET".into(),
+        target: "/".into(),
+        ..Default::default()
+    };
+    encode(
+        &ToWorker::Request {
+            id,
+            head: Box::new(head),
+        },
+        &mut out,
+    );
+    encode(&ToWorker::BodyEnd { id, complete: true }, &mut out);
+    out
+}
+
+async fn submit(pool: &Arc<Pool>, id: u64) -> Result<Ticket, AcquireError> {
+    let packet = request_packet(id);
+    let mut gather = Gather::default();
+    gather.push_copied(&packet);
+    pool.submit(id, &gather).await
+}
+
+/// Takes the next request from the queue as slot `board_slot` would; returns its id.
+fn take(f: &Fixture, board_slot: usize) -> u64 {
+    let mut buf = vec![0u8; MAX_PACKET];
+    let n = recv_packet(
+        f.queue.as_fd(),
+        &mut buf,
+        &mut Vec::new(),
+        RecvFlags::DontWait,
+    )
+    .expect("a request in the queue");
+    let mut packet = BytesMut::from(&buf[..n]);
+    let Some(ToWorker::Request { id, .. }) = decode_to_worker(&mut packet).unwrap() else {
+        panic!("the packet does not start with a request");
+    };
+    f.board
+        .word(board::slot_word(board_slot))
+        .store(id, Ordering::Release);
+    id
+}
+
+fn answer(slot: &OwnedFd, msg: &ToMaster) {
+    let mut out = BytesMut::new();
+    encode(msg, &mut out);
+    send_packet(slot.as_fd(), &out, &[]).unwrap();
+}
+
+fn head(id: u64) -> ToMaster {
+    ToMaster::ResponseHead {
+        id,
+        head: Box::new(corral_proto::ResponseHead {
+            status: 200,
+            reason: "OK".into(),
+            headers: vec![],
+        }),
+    }
+}
+
+/// Reads frames the master sends on `slot` until there are at least `n`.
+async fn frames_to_worker(slot: &OwnedFd, n: usize) -> Vec<ToWorker> {
+    let slot = slot.try_clone().unwrap();
+    let read = tokio::task::spawn_blocking(move || {
+        let mut frames = Vec::new();
+        let mut buf = vec![0u8; MAX_PACKET];
+        while frames.len() < n {
+            let got = recv_packet(slot.as_fd(), &mut buf, &mut Vec::new(), RecvFlags::Wait);
+            let mut packet = BytesMut::from(&buf[..got.unwrap()]);
+            while let Some(m) = decode_to_worker(&mut packet).unwrap() {
+                frames.push(m);
+            }
+        }
+        frames
+    });
+    read.await.unwrap()
+}
+
+async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(5), fut)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+#[tokio::test]
+async fn a_request_goes_to_the_slot_that_takes_it() {
+    let f = fixture(10, 2);
+    let (first, slots) = add_worker(&f, 1, 2);
+    let ticket = submit(&f.pool, 7).await.unwrap();
+    assert_eq!(take(&f, first + 1), 7);
+    answer(&slots[1], &head(7));
+    let mut lease = within("the lease", ticket.wait()).await.unwrap();
+    assert_eq!(lease.conn().board_slot, first + 1);
+    assert!(matches!(
+        lease.conn().next().await,
+        Ok(Some(ToMaster::ResponseHead { id: 7, .. }))
+    ));
+}
+
+#[tokio::test]
+async fn the_queue_admits_slots_plus_max_queue_requests() {
+    let f = fixture(1, 1);
+    let _worker = add_worker(&f, 1, 1);
+    let _a = submit(&f.pool, 1).await.unwrap();
+    let _b = submit(&f.pool, 2).await.unwrap();
+    assert_eq!(
+        submit(&f.pool, 3).await.err(),
+        Some(AcquireError::QueueFull)
+    );
+}
+
+#[tokio::test]
+async fn a_request_that_leaves_the_queue_is_marked_cancelled() {
+    let f = fixture(10, 1);
+    let _worker = add_worker(&f, 1, 1);
+    let ticket = submit(&f.pool, 42).await.unwrap();
+    let word = f.board.word(board::cancel_word(42));
+    assert_eq!(word.load(Ordering::Acquire), 0);
+    drop(ticket);
+    assert_eq!(word.load(Ordering::Acquire), 42);
+    // and it no longer counts against the queue
+    assert!(f.pool.lock().pending.is_empty());
+}
+
+#[tokio::test]
+async fn a_slot_that_breaks_fails_the_request_it_held_and_reports_the_worker() {
+    let mut f = fixture(10, 1);
+    let (first, mut slots) = add_worker(&f, 5, 1);
+    let ticket = submit(&f.pool, 9).await.unwrap();
+    let other = submit(&f.pool, 10).await.unwrap();
+    assert_eq!(take(&f, first), 9);
+    drop(slots.pop()); // the worker dies while running request 9
+    assert_eq!(
+        within("the verdict", ticket.wait()).await.err(),
+        Some(Unserved::WorkerLost)
+    );
+    assert_eq!(
+        within("the event", f.events.recv()).await,
+        Some(PoolEvent::WorkerBroken(5))
+    );
+    // request 10 is still queued, for the next worker to take
+    let (first, slots) = add_worker(&f, 6, 1);
+    assert_eq!(take(&f, first), 10);
+    answer(&slots[0], &head(10));
+    assert!(within("the second lease", other.wait()).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_response_nobody_waits_for_is_aborted_and_the_slot_reused() {
+    let f = fixture(10, 1);
+    let (first, slots) = add_worker(&f, 1, 1);
+    let gone = submit(&f.pool, 3).await.unwrap();
+    assert_eq!(take(&f, first), 3);
+    drop(gone); // the client left while the app ran
+    answer(&slots[0], &head(3));
+    let frames = within("the abort", frames_to_worker(&slots[0], 1)).await;
+    assert_eq!(frames[0], ToWorker::Abort { id: 3 });
+    answer(&slots[0], &ToMaster::End { id: 3 });
+    let next = submit(&f.pool, 4).await.unwrap();
+    assert_eq!(take(&f, first), 4);
+    answer(&slots[0], &head(4));
+    assert!(within("the next lease", next.wait()).await.is_ok());
+}
+
+#[tokio::test]
+async fn idle_means_nothing_waits_and_nothing_is_lent() {
+    let f = fixture(10, 1);
+    let (first, slots) = add_worker(&f, 1, 1);
+    let soon = || tokio::time::Instant::now() + Duration::from_millis(50);
+    assert!(f.pool.wait_until_all_idle(soon()).await);
+    let ticket = submit(&f.pool, 1).await.unwrap();
+    assert!(!f.pool.wait_until_all_idle(soon()).await, "one waits");
+    take(&f, first);
+    answer(&slots[0], &head(1));
+    let lease = within("the lease", ticket.wait()).await.unwrap();
+    assert!(!f.pool.wait_until_all_idle(soon()).await, "one is lent");
+    let p = f.pool.clone();
+    let waiting = tokio::spawn(async move {
+        p.wait_until_all_idle(tokio::time::Instant::now() + Duration::from_secs(5))
+            .await
+    });
+    tokio::task::yield_now().await;
+    drop(lease);
+    assert!(within("idle", waiting).await.unwrap());
+}
+
+#[tokio::test]
+async fn a_scoreboard_block_is_free_again_once_every_holder_let_go() {
+    let f = fixture(10, 4);
+    let total = f.pool.lock().free_blocks.len();
+    let block = f.pool.reserve_block().unwrap();
+    assert_eq!(block.first_slot() % 4, 0);
+    let copy = block.clone();
+    drop(block);
+    assert_eq!(f.pool.lock().free_blocks.len(), total - 1);
+    drop(copy);
+    assert_eq!(f.pool.lock().free_blocks.len(), total);
+}
+
+#[tokio::test]
+async fn an_abandoned_request_whose_body_was_still_coming_gets_its_body_ended() {
+    let f = fixture(10, 1);
+    let (first, slots) = add_worker(&f, 1, 1);
+    let ticket = submit(&f.pool, 8).await.unwrap();
+    assert_eq!(take(&f, first), 8);
+    answer(&slots[0], &ToMaster::Taken { id: 8 });
+    drop(ticket); // the client left as the worker said it took the request
+    let frames = within("the abort", frames_to_worker(&slots[0], 2)).await;
+    assert_eq!(
+        frames,
+        [
+            ToWorker::Abort { id: 8 },
+            ToWorker::BodyEnd {
+                id: 8,
+                complete: false
+            }
+        ]
+    );
+    answer(&slots[0], &ToMaster::End { id: 8 });
+    assert!(
+        f.pool
+            .wait_until_all_idle(tokio::time::Instant::now() + Duration::from_secs(5))
+            .await,
+        "the slot is back"
+    );
+}

@@ -1,0 +1,50 @@
+//! The scoreboard: words of memory the master shares with every worker of a pool (mapped by
+//! `corral_sys::SharedWords`). Its layout is part of the protocol, so it lives here.
+//!
+//! - **Cancelled requests** (`cancel_word`): the master writes a request's id when its client
+//!   left while the request was still in the queue; a worker that takes it from the queue
+//!   skips it. A ring: a later cancellation may overwrite an older one, and then that request
+//!   runs and is aborted the ordinary way.
+//! - **Slots** (`slot_word`): each slot writes the id of every request it takes, before
+//!   running it. When a worker dies, the master reads its slots' words to learn which
+//!   requests died with it (those still without a response get a 502). One cache line per
+//!   slot, so that workers do not share lines.
+
+/// Entries in the ring of cancelled requests.
+pub const CANCEL_RING: usize = 4096;
+
+/// Words per slot (64 bytes: one cache line).
+pub const SLOT_STRIDE: usize = 8;
+
+/// The word that says whether request `id` was cancelled (it holds `id` if so).
+pub fn cancel_word(id: u64) -> usize {
+    (id % CANCEL_RING as u64) as usize
+}
+
+/// The word holding the id of the request slot `slot` took last (0: none yet).
+pub fn slot_word(slot: usize) -> usize {
+    CANCEL_RING + slot * SLOT_STRIDE
+}
+
+/// Words in a scoreboard with room for `slots` slots.
+pub fn words(slots: usize) -> usize {
+    slot_word(slots)
+}
+
+/// How many slots a scoreboard of `words` words has room for.
+pub fn slots(words: usize) -> usize {
+    words.saturating_sub(CANCEL_RING) / SLOT_STRIDE
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_areas_do_not_overlap() {
+        assert!(cancel_word(u64::MAX) < slot_word(0));
+        assert_eq!(slot_word(1) - slot_word(0), SLOT_STRIDE);
+        assert_eq!(slots(words(7)), 7);
+        assert!(slot_word(6) < words(7));
+    }
+}

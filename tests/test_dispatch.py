@@ -1,0 +1,80 @@
+"""The request queue: every idle slot takes requests from one queue, so a busy worker never
+holds up a request another worker could serve, a queued request outlives the death of a
+worker, and a request whose client left while it waited never runs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from support import APPS, CALL_LOG_ENV, MPMS, Background, RawConnection, get_request, read_lines, wait_until
+
+APP = f"{APPS / 'wsgi_app.py'}:application"
+
+
+def _hold(c, tmp_path, name, timeout=30):
+    """Starts a request that occupies one slot until `release()`; returns (background, pid, release)."""
+    started = tmp_path / f"{name}.started"
+    release = tmp_path / f"{name}.release"
+    bg = Background(lambda: c.get(f"/hold?started={started}&release={release}&timeout={timeout}", timeout=timeout + 10))
+    pid = int(wait_until(lambda: started.exists() and started.read_text(), 15, message=f"{name} to start"))
+    return bg, pid, lambda: release.write_text("go")
+
+
+def test_a_busy_worker_never_holds_up_requests_another_can_serve(corral, tmp_path):
+    c = corral(APP, *MPMS["prefork"])
+    held, busy_pid, release = _hold(c, tmp_path, "busy")
+    with RawConnection(c.port) as conn:
+        for i in range(20):
+            conn.send(get_request("/sysinfo"))
+            r = conn.read_response(timeout=10)
+            assert r.status == 200, f"request {i}: {r}"
+            assert r.json()["pid"] != busy_pid, "a request went to the busy worker"
+    assert not held.done(), "the held request must still be running"
+    release()
+    assert held.result(15).status == 200
+
+
+def test_a_queued_request_is_served_after_its_worker_dies(corral, tmp_path):
+    """One worker, busy; a second request waits in the queue. The worker is killed: the
+    request it was running gets a 502, the queued one is served by the replacement."""
+    c = corral(APP, "--mpm", "prefork", "-w", "1")
+    held, victim, _release = _hold(c, tmp_path, "victim")
+    queued = Background(lambda: c.get("/sysinfo", timeout=30))
+    time.sleep(0.3)  # let it reach the queue
+    assert not queued.done()
+    os.kill(victim, signal.SIGKILL)
+    assert held.result(15).status == 502
+    r = queued.result(30)
+    assert r.status == 200, r
+    assert r.json()["pid"] != victim
+
+
+def test_a_request_whose_client_left_while_queued_never_runs(corral, tmp_path):
+    call_log = tmp_path / "calls.log"
+    c = corral(APP, "--mpm", "prefork", "-w", "1", env={CALL_LOG_ENV: call_log})
+    held, _pid, release = _hold(c, tmp_path, "busy")
+    with RawConnection(c.port) as gone:
+        gone.send(get_request("/hello?who=left"))
+        time.sleep(0.3)  # queued behind the held request
+    # The client closed its connection; the master notices and cancels the queued request.
+    time.sleep(0.3)
+    release()
+    assert held.result(15).status == 200
+    assert c.get("/hello?who=stayed").status == 200
+    calls = read_lines(call_log)
+    assert "GET /hello" in calls, calls  # the one that stayed ran...
+    assert calls.count("GET /hello") == 1, f"the request whose client left ran too: {calls}"
+
+
+def test_worker_threads_take_requests_while_one_is_busy(corral, tmp_path):
+    c = corral(APP, *MPMS["worker"])
+    held, busy_pid, release = _hold(c, tmp_path, "busy")
+    for i in range(10):
+        r = c.get("/sysinfo", timeout=10)
+        assert r.status == 200, f"request {i}: {r}"
+        assert r.json()["pid"] == busy_pid, "one process, several threads"
+    assert not held.done()
+    release()
+    assert held.result(15).status == 200
