@@ -78,3 +78,32 @@ def test_worker_threads_take_requests_while_one_is_busy(corral, tmp_path):
     assert not held.done()
     release()
     assert held.result(15).status == 200
+
+
+def test_clients_that_leave_mid_request_never_wedge_a_worker(corral):
+    """Each client leaves while its request runs; the master aborts a request the worker has
+    often already finished, so stale frames reach an idle slot. Hundreds of them (more than
+    a slot socket holds: a few hundred) must not stop the worker from serving."""
+    c = corral(APP, "--mpm", "prefork", "-w", "1")
+    for _ in range(1000):
+        with RawConnection(c.port) as conn:
+            conn.send(get_request("/slow?sleep=0.002"))
+            time.sleep(0.001)  # the worker has (often) taken it: leave while it runs
+    for i in range(5):
+        r = c.get("/hello", timeout=10)
+        assert r.status == 200, f"request {i} after the departures: {r}"
+
+
+def test_a_graceful_stop_waits_for_a_request_whose_client_left(corral, tmp_path):
+    """The client is gone but the app is still at work: a graceful stop lets it finish."""
+    c = corral(APP, "--mpm", "prefork", "-w", "1")
+    started, release, done = (tmp_path / n for n in ("started", "release", "done"))
+    with RawConnection(c.port) as conn:
+        conn.send(get_request(f"/hold?started={started}&release={release}&done={done}"))
+        wait_until(started.exists, 15, message="the request to start")
+    time.sleep(0.3)  # the master has seen the client leave
+    c.signal(signal.SIGTERM)
+    time.sleep(0.5)
+    release.write_text("go")
+    assert c.wait(20) == 0
+    assert done.exists(), "the worker was stopped before the request finished"

@@ -313,7 +313,8 @@ def pidfile(environ, start_response):
 
 
 def hold(environ, start_response):
-    """Writes this pid to `started`, then waits (at most `timeout` s) until `release` exists."""
+    """Writes this pid to `started`, then waits (at most `timeout` s) until `release` exists;
+    then writes `done` if given."""
     q = _query(environ)
     with open(q["started"] + ".tmp", "w") as f:
         f.write(str(os.getpid()))
@@ -321,6 +322,9 @@ def hold(environ, start_response):
     deadline = time.time() + float(q.get("timeout", 30))
     while not os.path.exists(q["release"]) and time.time() < deadline:
         time.sleep(0.01)
+    if "done" in q:
+        with open(q["done"], "w") as f:
+            f.write("done")
     return _json(start_response, {"pid": os.getpid(), "released": os.path.exists(q["release"])})
 
 

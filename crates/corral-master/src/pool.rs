@@ -17,8 +17,11 @@
 //! is told that its worker is lost (502), and the supervisor replaces the process.
 //!
 //! Admission: when the requests that wait or run already outnumber the slots by `max_queue`, a
-//! new one is refused (503). A request whose client leaves while it waits is marked cancelled
-//! on the scoreboard, so the slot that takes it skips it.
+//! new one is refused (503). A request whose client leaves before its slot spoke is marked
+//! cancelled on the scoreboard and stays in the table as an *orphan* until a slot speaks for
+//! it: a slot that takes it from the queue skips it and says `Skipped`; one that was already
+//! running it answers, and the watcher aborts and drains that answer. Either way the master
+//! knows when the worker is done with it (a graceful stop waits for that).
 
 use std::collections::HashMap;
 use std::io;
@@ -46,8 +49,10 @@ pub struct Board {
     pub fd: OwnedFd,
 }
 
-/// Bytes of packets the request queue may hold unread (the kernel caps it at
-/// `net.core.wmem_max`): several thousand ordinary requests, more than `--max-queue` lets in.
+/// Bytes of packets the request queue may hold unread. The kernel caps it at
+/// `net.core.wmem_max` (Debian's default: 208 KiB, a few hundred ordinary requests; 4 MiB on
+/// the benchmark machine). A request that finds the queue full waits in the master for room,
+/// still counted against `--max-queue`.
 const QUEUE_BUFFER: usize = 4 << 20;
 
 /// Creates a pool's request queue and a scoreboard with room for `cfg`'s workers twice over
@@ -98,9 +103,17 @@ struct Returned {
     healthy: bool,
 }
 
+/// A request in the queue or running, whose slot has not spoken yet.
+enum Waiter {
+    /// Its task waits for the slot.
+    Request(oneshot::Sender<Routed>),
+    /// Its client left; nobody waits, but a worker may be running it.
+    Orphan,
+}
+
 struct State {
     /// Requests in the queue or running whose slot has not spoken yet.
-    pending: HashMap<u64, oneshot::Sender<Routed>>,
+    pending: HashMap<u64, Waiter>,
     /// Slots of live workers, and how many of them are lent to a request.
     slots: usize,
     leased: usize,
@@ -174,21 +187,23 @@ impl Pool {
                 return Err(AcquireError::QueueFull);
             }
             let (tx, rx) = oneshot::channel();
-            st.pending.insert(id, tx);
+            st.pending.insert(id, Waiter::Request(tx));
             rx
         };
         // Made before the send: if this future is dropped while the queue is full, the
         // ticket's drop takes the request out again.
-        let ticket = Ticket {
+        let mut ticket = Ticket {
             pool: self.clone(),
             id,
             rx,
+            queued: false,
             done: false,
         };
         if self.queue.send_gathered(packet).await.is_err() {
             // Nobody holds the queue's other end: the zygote and every worker are gone.
             return Err(AcquireError::Closed);
         }
+        ticket.queued = true;
         Ok(ticket)
     }
 
@@ -211,11 +226,15 @@ impl Pool {
     }
 
     /// Refuses new requests and tells every waiting one (shutdown, after in-flight requests
-    /// ended).
+    /// ended, or when they ran out of time); those still in the queue are cancelled, so no
+    /// worker runs them.
     pub fn close(&self) {
         let mut st = self.lock();
         st.closed = true;
-        st.pending.clear();
+        for (id, _) in st.pending.drain() {
+            let word = self.board.word(board::cancel_word(id));
+            word.store(id, Ordering::Release);
+        }
     }
 
     /// Waits until no request is waiting or holds a slot, or until `deadline` (false then).
@@ -237,28 +256,66 @@ impl Pool {
         }
     }
 
-    /// Marks `id` cancelled on the scoreboard: a slot that takes it from the queue skips it.
+    /// Request `id`'s client left before its slot spoke: marks it cancelled on the scoreboard
+    /// (a slot that takes it from the queue skips it) and keeps it as an orphan until a slot
+    /// speaks for it.
     fn cancel(&self, id: u64) {
-        if self.lock().pending.remove(&id).is_some() {
+        let mut st = self.lock();
+        if let Some(waiter) = st.pending.get_mut(&id) {
+            *waiter = Waiter::Orphan;
             let word = self.board.word(board::cancel_word(id));
             word.store(id, Ordering::Release);
         }
     }
 
-    /// A slot broke: the request it held, if still waiting, lost its worker.
+    /// A slot broke: the request it held, if still waiting, lost its worker. The slot's
+    /// socket is closed by now; the mail flag makes a worker that is still alive find that
+    /// out before it takes another request.
     fn slot_lost(&self, worker: WorkerId, board_slot: usize) {
-        let word = self.board.word(board::slot_word(board_slot));
-        let held = word.load(Ordering::Acquire);
-        let waiting = {
+        self.note_mail(board_slot);
+        {
             let mut st = self.lock();
             st.slots = st.slots.saturating_sub(1);
-            st.pending.remove(&held)
-        };
-        if let Some(tx) = waiting {
-            let _ = tx.send(Routed::WorkerLost);
         }
+        self.fail_held(board_slot);
         let _ = self.events.send(PoolEvent::WorkerBroken(worker));
         self.released.notify_waiters();
+    }
+
+    /// If the request slot `board_slot` took last is still waiting, its worker is lost.
+    fn fail_held(&self, board_slot: usize) {
+        let held = self.board.word(board::slot_word(board_slot));
+        let waiting = self.lock().pending.remove(&held.load(Ordering::Acquire));
+        if let Some(Waiter::Request(tx)) = waiting {
+            let _ = tx.send(Routed::WorkerLost);
+        }
+    }
+
+    /// A worker process is gone (reaped): any request one of its slots took and that still
+    /// waits — even one taken after the master stopped watching a broken slot — is lost.
+    pub fn worker_exited(&self, block: &BoardBlock) {
+        let first = block.first_slot() as usize;
+        for slot in first..first + self.threads {
+            self.fail_held(slot);
+        }
+        self.released.notify_waiters();
+    }
+
+    /// Tells slot `board_slot` that frames it may no longer expect wait on its socket.
+    fn note_mail(&self, board_slot: usize) {
+        let mail = self.board.word(board::mail_word(board_slot));
+        mail.store(1, Ordering::Release);
+    }
+
+    /// Aborts request `id`, whose client left, on a slot nobody else holds, and waits for
+    /// the worker to finish it; counted as lent meanwhile (a graceful stop waits for it).
+    async fn abandon(&self, conn: &mut SlotConn, id: u64) -> bool {
+        self.lock().leased += 1;
+        let healthy = conn.abandon(id).await;
+        self.note_mail(conn.board_slot);
+        self.lock().leased -= 1;
+        self.released.notify_waiters();
+        healthy
     }
 
     /// Lends `conn` to the request waiting on `tx` and waits for it back.
@@ -293,7 +350,15 @@ async fn watch(pool: Arc<Pool>, mut conn: SlotConn, block: Arc<BoardBlock>) {
             break;
         };
         let waiting = pool.lock().pending.remove(&id);
-        if let Some(tx) = waiting {
+        if conn.skipped(id) {
+            // A cancelled request the slot did not run: nothing else comes for it.
+            if let Some(Waiter::Request(tx)) = waiting {
+                let _ = tx.send(Routed::WorkerLost); // (only if a cancel word was stale)
+            }
+            pool.released.notify_waiters();
+            continue;
+        }
+        if let Some(Waiter::Request(tx)) = waiting {
             match pool.lend(tx, conn).await {
                 Lent::Back(Returned {
                     conn: back,
@@ -309,8 +374,9 @@ async fn watch(pool: Arc<Pool>, mut conn: SlotConn, block: Arc<BoardBlock>) {
                 Lent::Gone => return,
             }
         }
-        // Nobody waits for this request any more (its client left): let the worker finish it.
-        if !conn.abandon(id).await {
+        // An orphan, or nobody waits for this request any more (its client left just now):
+        // let the worker finish it.
+        if !pool.abandon(&mut conn, id).await {
             break;
         }
     }
@@ -324,6 +390,8 @@ pub struct Ticket {
     pool: Arc<Pool>,
     id: u64,
     rx: oneshot::Receiver<Routed>,
+    /// The packet is in the queue (else the request never left the master).
+    queued: bool,
     done: bool,
 }
 
@@ -353,7 +421,8 @@ impl Drop for Ticket {
                 tokio::spawn(lease.abandon(self.id));
             }
             Ok(Routed::WorkerLost) => {}
-            Err(_) => self.pool.cancel(self.id),
+            Err(_) if self.queued => self.pool.cancel(self.id),
+            Err(_) => drop(self.pool.lock().pending.remove(&self.id)),
         }
     }
 }
@@ -400,9 +469,24 @@ impl Lease {
     /// The request's client is gone before any body pump started: tell the worker, wait
     /// for it to finish, return the slot (see `SlotConn::abandon`).
     pub async fn abandon(mut self, id: u64) {
-        if !self.conn().abandon(id).await {
+        let healthy = self.conn().abandon(id).await;
+        self.note_mail();
+        if !healthy {
             self.mark_broken();
         }
+    }
+
+    /// Sends `Abort{id}`; false if the slot is gone.
+    pub async fn abort(&mut self, id: u64) -> bool {
+        let sent = self.conn().abort(id).await;
+        self.note_mail();
+        sent
+    }
+
+    /// An `Abort` may reach the worker after it finished the request: see `Pool::note_mail`.
+    fn note_mail(&mut self) {
+        let slot = self.conn().board_slot;
+        self.pool.note_mail(slot);
     }
 }
 

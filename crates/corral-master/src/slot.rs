@@ -223,6 +223,15 @@ impl SlotConn {
         id
     }
 
+    /// Consumes the next frame if it is `Skipped{id}` (see `Pool`): true then.
+    pub fn skipped(&mut self, id: u64) -> bool {
+        let skipped = matches!(self.inbox.front(), Some(ToMaster::Skipped { id: i }) if *i == id);
+        if skipped {
+            self.inbox.pop_front();
+        }
+        skipped
+    }
+
     /// Tells the worker that request `id` lost its client, and discards the rest of the
     /// response until the worker is done with it. For a request whose body nobody is
     /// sending (it was abandoned before any pump started), the body is ended as cut short,

@@ -32,7 +32,7 @@ struct Worker {
     pid: Option<u32>,
     born: Instant,
     /// Its scoreboard block, held until the process is reaped.
-    _block: Arc<BoardBlock>,
+    block: Arc<BoardBlock>,
 }
 
 enum ReadyError {
@@ -85,7 +85,7 @@ pub async fn run(
                     next_id += 1;
                     match s.zygote.spawn_worker(id, s.threads, block.first_slot()).await {
                         Ok(conns) => {
-                            let worker = Worker { pid: None, born: Instant::now(), _block: block.clone() };
+                            let worker = Worker { pid: None, born: Instant::now(), block: block.clone() };
                             workers.insert(id, worker);
                             tokio::spawn(await_ready(id, conns, block, ready_tx.clone()));
                         }
@@ -109,6 +109,7 @@ pub async fn run(
                 Some(FromZygote::Exited { pid, status }) => {
                     let Some((&id, w)) = workers.iter().find(|(_, w)| w.pid == Some(pid)) else { continue };
                     let young = w.born.elapsed() < YOUNG;
+                    s.pool.worker_exited(&w.block);
                     workers.remove(&id);
                     log_exit(pid, status);
                     young_deaths = if young { young_deaths + 1 } else { 0 };

@@ -3,12 +3,16 @@
 //!
 //! - **Cancelled requests** (`cancel_word`): the master writes a request's id when its client
 //!   left while the request was still in the queue; a worker that takes it from the queue
-//!   skips it. A ring: a later cancellation may overwrite an older one, and then that request
+//!   skips it (and says `Skipped`). A ring: a later cancellation may overwrite an older one, and then that request
 //!   runs and is aborted the ordinary way.
 //! - **Slots** (`slot_word`): each slot writes the id of every request it takes, before
 //!   running it. When a worker dies, the master reads its slots' words to learn which
 //!   requests died with it (those still without a response get a 502). One cache line per
 //!   slot, so that workers do not share lines.
+//! - **Mail** (`mail_word`, beside the slot's word): the master sets it after sending a slot
+//!   a frame the worker may already be past (an `Abort` that crossed the request's `End`). An
+//!   idle slot reads nothing but the queue, so before it waits there again it looks at this
+//!   word and, if set, discards what waits on its own socket (all of it is stale then).
 
 /// Entries in the ring of cancelled requests.
 pub const CANCEL_RING: usize = 4096;
@@ -24,6 +28,11 @@ pub fn cancel_word(id: u64) -> usize {
 /// The word holding the id of the request slot `slot` took last (0: none yet).
 pub fn slot_word(slot: usize) -> usize {
     CANCEL_RING + slot * SLOT_STRIDE
+}
+
+/// The word the master sets when stale frames may wait on slot `slot`'s socket.
+pub fn mail_word(slot: usize) -> usize {
+    slot_word(slot) + 1
 }
 
 /// Words in a scoreboard with room for `slots` slots.
@@ -44,6 +53,7 @@ mod tests {
     fn the_areas_do_not_overlap() {
         assert!(cancel_word(u64::MAX) < slot_word(0));
         assert_eq!(slot_word(1) - slot_word(0), SLOT_STRIDE);
+        assert!(mail_word(0) > slot_word(0) && mail_word(0) < slot_word(1));
         assert_eq!(slots(words(7)), 7);
         assert!(slot_word(6) < words(7));
     }

@@ -25,6 +25,7 @@
 //!                           first idle slot of any worker takes it)
 //! master ⇄ worker slot:   ← Ready{pid, version}
 //!                         ← Taken{id}   (only if BodyEnd was not in the queued packet)
+//!                         ← Skipped{id} (it was cancelled while queued: not run)
 //!                         → Body{id, chunk}*  → BodyEnd{id}   (the rest of that body)
 //!                         ← ResponseHead{id,..} ← Chunk{id,..}* | File{id,..}
 //!                         ← [Complete{id}] End{id} | Failed{id,..}

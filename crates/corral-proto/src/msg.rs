@@ -86,6 +86,11 @@ pub enum ToMaster {
         id: u64,
         kind: FailKind,
     },
+    /// The slot took a request that was cancelled while it waited in the queue, and did not
+    /// run it. (So the master hears of every request a slot takes, run or not.)
+    Skipped {
+        id: u64,
+    },
 }
 
 impl ToMaster {
@@ -99,6 +104,7 @@ impl ToMaster {
             | ToMaster::Complete { id }
             | ToMaster::End { id }
             | ToMaster::Taken { id }
+            | ToMaster::Skipped { id }
             | ToMaster::Failed { id, .. } => Some(*id),
         }
     }

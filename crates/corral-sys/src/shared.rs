@@ -23,12 +23,16 @@ unsafe impl Sync for SharedWords {}
 
 impl SharedWords {
     /// Creates `len` zeroed words and returns them with the descriptor that maps them
-    /// elsewhere (close-on-exec; pass it with `SCM_RIGHTS`).
+    /// elsewhere (close-on-exec; pass it with `SCM_RIGHTS`). The file is sealed at that
+    /// size, so nobody holding the descriptor can shrink it under a mapping (which would
+    /// turn the next access into SIGBUS).
     pub fn create(name: &str, len: usize) -> io::Result<(SharedWords, OwnedFd)> {
         let cname = std::ffi::CString::new(name)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a memfd name"))?;
         // SAFETY: cname is a valid NUL-terminated string; flags are plain integers.
-        let raw = unsafe { libc::memfd_create(cname.as_ptr(), libc::MFD_CLOEXEC) };
+        let raw = unsafe {
+            libc::memfd_create(cname.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)
+        };
         if raw < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -37,6 +41,11 @@ impl SharedWords {
         let bytes = byte_len(len)?;
         // SAFETY: ftruncate on a descriptor we own; a new memfd reads as zeroes once sized.
         if unsafe { libc::ftruncate(fd.as_raw_fd(), bytes as libc::off_t) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
+        // SAFETY: fcntl with integer arguments on a descriptor we own.
+        if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
             return Err(io::Error::last_os_error());
         }
         let words = SharedWords::map(fd.as_fd())?;
@@ -151,10 +160,10 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_file_is_refused() {
+    fn the_file_cannot_be_shrunk_under_a_mapping() {
         let (_words, fd) = SharedWords::create("corral-test", 4).unwrap();
         // SAFETY: ftruncate on a descriptor the test owns.
-        assert_eq!(unsafe { libc::ftruncate(fd.as_raw_fd(), 0) }, 0);
-        assert!(SharedWords::map(fd.as_fd()).is_err());
+        assert_eq!(unsafe { libc::ftruncate(fd.as_raw_fd(), 0) }, -1);
+        assert_eq!(SharedWords::map(fd.as_fd()).unwrap().len(), 4);
     }
 }

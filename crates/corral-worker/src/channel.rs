@@ -45,8 +45,9 @@ pub(crate) enum Next {
 pub struct SlotChannel {
     sock: OwnedFd,
     pool: PoolShare,
-    /// This slot's word on the scoreboard.
+    /// This slot's words on the scoreboard: the request it took, and the master's mail flag.
     board_word: usize,
+    mail_word: usize,
     /// Decoded frames not yet consumed.
     inbox: VecDeque<ToWorker>,
     /// Packets land in this buffer's spare room and are split off it: the request body frames
@@ -68,6 +69,7 @@ impl SlotChannel {
             sock,
             pool,
             board_word: board::slot_word(board_slot),
+            mail_word: board::mail_word(board_slot),
             inbox: VecDeque::new(),
             rx: BytesMut::with_capacity(MAX_PACKET),
             outbox: BytesMut::with_capacity(MAX_PACKET),
@@ -137,6 +139,7 @@ impl SlotChannel {
 
     /// Takes one packet from the queue: `None` if its request was cancelled.
     fn take_from_queue(&mut self) -> io::Result<Option<(u64, Box<RequestHead>)>> {
+        self.discard_stale()?;
         let mut fds = Vec::new();
         let queue = self.pool.queue.as_fd();
         let n = recv_packet_into(queue, &mut self.rx, MAX_PACKET, &mut fds, RecvFlags::Wait)?;
@@ -163,6 +166,7 @@ impl SlotChannel {
         }
         let cancelled = self.pool.board.word(board::cancel_word(id));
         if cancelled.load(Ordering::Acquire) == id {
+            self.send_now(&ToMaster::Skipped { id })?;
             return Ok(None);
         }
         let whole = body
@@ -177,6 +181,26 @@ impl SlotChannel {
             self.send_now(&ToMaster::Taken { id })?;
         }
         Ok(Some((id, head)))
+    }
+
+    /// Between requests everything the master sent this slot is stale: frames of finished
+    /// requests (an `Abort` that crossed an `End`). Drops what was read of them, and what
+    /// waits on the socket when the master says some may (see `corral_proto::board`), so
+    /// that they never fill the socket.
+    fn discard_stale(&mut self) -> io::Result<()> {
+        self.inbox.clear();
+        let mail = self.pool.board.word(self.mail_word);
+        if mail.load(Ordering::Acquire) == 0 || mail.swap(0, Ordering::AcqRel) == 0 {
+            return Ok(());
+        }
+        loop {
+            match self.receive(RecvFlags::DontWait) {
+                Ok(true) => self.inbox.clear(),
+                Ok(false) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Reports how the request ended, then skips whatever is left of its body.
@@ -376,16 +400,106 @@ mod tests {
         frames
     }
 
-    #[test]
-    fn closing_frames_never_push_a_packet_past_the_limit() {
+    fn channel() -> (SlotChannel, OwnedFd, OwnedFd) {
         let (ours, master) = corral_sys::seqpacket_pair().unwrap();
-        let (queue, _master_queue) = corral_sys::seqpacket_pair().unwrap();
+        let (queue, master_queue) = corral_sys::seqpacket_pair().unwrap();
         let (board, _fd) = SharedWords::create("corral-test", board::words(1)).unwrap();
         let pool = PoolShare {
             queue: Arc::new(queue),
             board: Arc::new(board),
         };
-        let mut chan = SlotChannel::new(ours, pool, 0);
+        (SlotChannel::new(ours, pool, 0), master, master_queue)
+    }
+
+    fn queue_request(queue: &OwnedFd, id: u64) {
+        let mut out = BytesMut::new();
+        let head = Box::new(RequestHead::default());
+        encode(&ToWorker::Request { id, head }, &mut out);
+        encode(&ToWorker::BodyEnd { id, complete: true }, &mut out);
+        send_packet(queue.as_fd(), &out, &[]).unwrap();
+    }
+
+    #[test]
+    fn an_idle_slot_drops_stale_frames_when_the_master_says_so() {
+        let (mut chan, master, queue) = channel();
+        let mut stale = BytesMut::new();
+        encode(&ToWorker::Abort { id: 1 }, &mut stale);
+        for _ in 0..3 {
+            send_packet(master.as_fd(), &stale, &[]).unwrap();
+        }
+        chan.pool
+            .board
+            .word(chan.mail_word)
+            .store(1, Ordering::Release);
+        queue_request(&queue, 2);
+        assert!(matches!(chan.next_request(), Next::Request { id: 2, .. }));
+        assert_eq!(
+            chan.pool
+                .board
+                .word(chan.board_word)
+                .load(Ordering::Acquire),
+            2
+        );
+        assert_eq!(
+            chan.pool.board.word(chan.mail_word).load(Ordering::Acquire),
+            0
+        );
+        assert!(
+            chan.inbox
+                .iter()
+                .all(|m| matches!(m, ToWorker::BodyEnd { id: 2, .. })),
+            "only the new request's own frames are left: {:?}",
+            chan.inbox
+        );
+        let mut buf = [0u8; 64];
+        let left = corral_sys::recv_packet(
+            chan.sock.as_fd(),
+            &mut buf,
+            &mut Vec::new(),
+            RecvFlags::DontWait,
+        );
+        assert_eq!(left.unwrap_err().kind(), io::ErrorKind::WouldBlock);
+    }
+
+    #[test]
+    fn an_idle_slot_whose_master_let_go_takes_no_more_requests() {
+        let (mut chan, master, queue) = channel();
+        drop(master);
+        chan.pool
+            .board
+            .word(chan.mail_word)
+            .store(1, Ordering::Release);
+        queue_request(&queue, 5);
+        assert!(matches!(chan.next_request(), Next::Closed));
+        let mut buf = [0u8; 256];
+        let still_queued = corral_sys::recv_packet(
+            chan.pool.queue.as_fd(),
+            &mut buf,
+            &mut Vec::new(),
+            RecvFlags::DontWait,
+        );
+        assert!(
+            still_queued.unwrap() > 0,
+            "the request stays for another worker"
+        );
+    }
+
+    #[test]
+    fn a_cancelled_request_is_skipped() {
+        let (mut chan, master, queue) = channel();
+        chan.pool
+            .board
+            .word(board::cancel_word(7))
+            .store(7, Ordering::Release);
+        queue_request(&queue, 7);
+        queue_request(&queue, 8);
+        assert!(matches!(chan.next_request(), Next::Request { id: 8, .. }));
+        assert_eq!(received(&master), [ToMaster::Skipped { id: 7 }]);
+    }
+
+    #[test]
+    fn closing_frames_never_push_a_packet_past_the_limit() {
+        let (mut chan, master, _queue) = channel();
         chan.current = 1;
         let head = ResponseHead {
             status: 200,

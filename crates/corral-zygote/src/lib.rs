@@ -81,7 +81,9 @@ pub fn run(ctl: OwnedFd, startup: Startup) -> i32 {
     if let Err(e) = interp::freeze_heap() {
         tracing::warn!("gc.freeze() failed, workers will share less memory: {e}");
     }
-    let pool = match corral_sys::SharedWords::map(board.as_fd()) {
+    let mapped = corral_sys::SharedWords::map(board.as_fd());
+    drop(board); // the mapping stays; workers need no descriptor for it
+    let pool = match mapped {
         Ok(board) => PoolShare {
             queue: Arc::new(queue),
             board: Arc::new(board),

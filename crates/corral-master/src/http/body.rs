@@ -157,7 +157,7 @@ impl InFlight {
         let pump = self.pump.take();
         let id = self.id;
         tokio::spawn(async move {
-            let sent = !abort || lease.conn().abort(id).await;
+            let sent = !abort || lease.abort(id).await;
             let healthy = sent && lease.conn().drain_until_end().await;
             if let Some(mut pump) = pump {
                 if let Some(c) = pump.cancel.take() {

@@ -168,14 +168,39 @@ async fn the_queue_admits_slots_plus_max_queue_requests() {
 #[tokio::test]
 async fn a_request_that_leaves_the_queue_is_marked_cancelled() {
     let f = fixture(10, 1);
-    let _worker = add_worker(&f, 1, 1);
+    let (first, slots) = add_worker(&f, 1, 1);
     let ticket = submit(&f.pool, 42).await.unwrap();
     let word = f.board.word(board::cancel_word(42));
     assert_eq!(word.load(Ordering::Acquire), 0);
     drop(ticket);
     assert_eq!(word.load(Ordering::Acquire), 42);
-    // and it no longer counts against the queue
-    assert!(f.pool.lock().pending.is_empty());
+    let soon = || tokio::time::Instant::now() + Duration::from_millis(50);
+    assert!(
+        !f.pool.wait_until_all_idle(soon()).await,
+        "until a worker has seen it, it may be running"
+    );
+    assert_eq!(take(&f, first), 42);
+    answer(&slots[0], &ToMaster::Skipped { id: 42 });
+    let later = tokio::time::Instant::now() + Duration::from_secs(5);
+    assert!(f.pool.wait_until_all_idle(later).await, "skipped: gone");
+}
+
+#[tokio::test]
+async fn a_request_whose_client_left_while_it_ran_is_waited_for_then_drained() {
+    let f = fixture(10, 1);
+    let (first, slots) = add_worker(&f, 1, 1);
+    let ticket = submit(&f.pool, 43).await.unwrap();
+    assert_eq!(take(&f, first), 43); // running, silent so far
+    drop(ticket);
+    let soon = || tokio::time::Instant::now() + Duration::from_millis(50);
+    assert!(!f.pool.wait_until_all_idle(soon()).await, "still running");
+    answer(&slots[0], &head(43));
+    let frames = within("the abort", frames_to_worker(&slots[0], 1)).await;
+    assert_eq!(frames[0], ToWorker::Abort { id: 43 });
+    assert!(!f.pool.wait_until_all_idle(soon()).await, "until its End");
+    answer(&slots[0], &ToMaster::End { id: 43 });
+    let later = tokio::time::Instant::now() + Duration::from_secs(5);
+    assert!(f.pool.wait_until_all_idle(later).await);
 }
 
 #[tokio::test]
@@ -228,8 +253,13 @@ async fn idle_means_nothing_waits_and_nothing_is_lent() {
     assert!(!f.pool.wait_until_all_idle(soon()).await, "one waits");
     take(&f, first);
     answer(&slots[0], &head(1));
-    let lease = within("the lease", ticket.wait()).await.unwrap();
+    let mut lease = within("the lease", ticket.wait()).await.unwrap();
     assert!(!f.pool.wait_until_all_idle(soon()).await, "one is lent");
+    // the request reads its response to the end before it lets the slot go
+    answer(&slots[0], &ToMaster::End { id: 1 });
+    for _ in 0..2 {
+        assert!(lease.conn().next().await.unwrap().is_some());
+    }
     let p = f.pool.clone();
     let waiting = tokio::spawn(async move {
         p.wait_until_all_idle(tokio::time::Instant::now() + Duration::from_secs(5))
@@ -279,4 +309,25 @@ async fn an_abandoned_request_whose_body_was_still_coming_gets_its_body_ended() 
             .await,
         "the slot is back"
     );
+}
+
+#[tokio::test]
+async fn a_reaped_worker_fails_what_its_slots_took_even_unwatched() {
+    // A worker whose slots the master no longer watches (they broke, or it died starting)
+    // may still have taken a request before it was killed.
+    let f = fixture(10, 2);
+    let block = f.pool.reserve_block().unwrap();
+    let ticket = submit(&f.pool, 21).await.unwrap();
+    let unrelated = submit(&f.pool, 22).await.unwrap();
+    assert_eq!(take(&f, block.first_slot() as usize + 1), 21);
+    f.pool.worker_exited(&block);
+    assert_eq!(
+        within("the verdict", ticket.wait()).await.err(),
+        Some(Unserved::WorkerLost)
+    );
+    assert!(
+        f.pool.lock().pending.contains_key(&22),
+        "a request still queued waits for the next worker"
+    );
+    drop(unrelated);
 }

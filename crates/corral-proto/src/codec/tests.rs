@@ -76,6 +76,7 @@ fn all_to_master() -> Vec<ToMaster> {
         },
         ToMaster::Complete { id: 3 },
         ToMaster::Taken { id: 4 },
+        ToMaster::Skipped { id: 5 },
         ToMaster::End { id: 3 },
         ToMaster::Failed {
             id: 3,
