@@ -29,7 +29,7 @@ def options(argv):
                    help="comma-separated: " + ",".join(servers.FAMILIES) + " (default: all)")
     p.add_argument("-g", "--groups", type=csv, default=list(LAYOUTS),
                    help="layouts: p2 (2 processes x 1 thread), t8 (1 process x 8 threads), p4 (4 processes"
-                        " x 1 thread: the mixed scenario only); default all")
+                        " x 1 thread: the mixed scenarios only); default all")
     p.add_argument("-d", "--duration", type=int, default=10, help="seconds per measured wrk run (10)")
     p.add_argument("-r", "--repetitions", type=int, default=3, help="repetitions per server (3)")
     p.add_argument("-c", "--connections", type=int, default=64, help="wrk connections (64)")

@@ -138,6 +138,15 @@ def targets(cells):
         rps, gun = m("mixed", g, "corral", "rps"), m("mixed", g, "gunicorn", "rps")
         ok = "" if g != "p4" or not (rps and gun) else ("meets >= 3" if rps / gun >= 3 else "BELOW 3")
         rows.append((f"mixed {gt}", "corral / gunicorn: req/s", rps, gun, ok))
+    for g, gt in (("p4", "4 processes"), ("p2", "2 processes"), ("t8", "1x8")):
+        p99 = m("mixedconn", g, "corral")
+        for fam, name, want in (("granian", "Granian", 0.1), ("gunicorn", "gunicorn", 1.0)):
+            peer = m("mixedconn", g, fam)
+            ok = "" if g != "p4" or not (p99 and peer) else (f"meets <= {want}" if p99 / peer <= want else f"ABOVE {want}")
+            rows.append((f"mixed by client {gt}", f"corral / {name}: p99 of fast requests (< 1: corral better)", p99, peer, ok))
+        rps, gun = m("mixedconn", g, "corral", "rps"), m("mixedconn", g, "gunicorn", "rps")
+        ok = "" if g != "p4" or not (rps and gun) else ("meets >= 3" if rps / gun >= 3 else "BELOW 3")
+        rows.append((f"mixed by client {gt}", "corral / gunicorn: fast req/s", rps, gun, ok))
     for g, gt in (("p2", "2 processes"), ("t8", "1x8")):
         with_, without = m("slowclients", g, "corral", "rps_slow"), m("slowclients", g, "corral", "rps_base")
         ok = "" if not (with_ and without) else ("meets >= 0.90" if with_ / without >= 0.9 else "BELOW 0.90")

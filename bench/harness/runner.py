@@ -66,6 +66,8 @@ class Runner:
 
     # ------------------------------------------------------------------ kinds
     def measure_load(self, sc, live, rec):
+        if sc.kind == "mixedconn":
+            return self.measure_mixed_by_client(live, rec)
         conns = sc.conns or self.o.connections
         lua = os.path.join(self.paths.bench, "lua", sc.lua) if sc.lua else None
         args = ["0.05"] if sc.kind == "mixed" else []
@@ -92,6 +94,42 @@ class Runner:
                       "slow_connect_errors": stats.get("connect_errors")})
             if base.get("rps") and r.get("rps") is not None:
                 r["slow_ratio"] = r["rps"] / base["rps"]
+        rec.update(r)
+        rec.update(live.tree.memory())
+        if "error" in r:
+            rec["status"] = "fail"
+
+    def measure_mixed_by_client(self, live, rec):
+        """5 % of the connections (at least 1) send only /slow, from a wrk of their own that runs
+        through the warm-up and the measured run; the measured wrk sends /fast on the rest."""
+        slow_conns = max(1, round(0.05 * self.o.connections))
+        fast_conns = self.o.connections - slow_conns
+        tag = f"mixedconn-{rec['server']}-{rec['rep']}"
+        slow_url = live.url.replace("/fast", "/slow")
+        slow_out = self.wrk_file(tag + "-slow")
+        span = self.o.warmup + self.o.duration + 15  # outlasts the idle wait of the measured run
+        with open(slow_out, "wb") as out:
+            argv = ["wrk", "-t1", f"-c{slow_conns}", f"-d{span}s", "--latency", "--timeout", "5s", slow_url]
+            slow = procs.spawn(argv, cpus=self.gen_cpus, stdout=out)
+        try:
+            time.sleep(0.5)  # the slow clients are busy before the fast ones start
+            if self.o.warmup > 0:
+                loadgen.run_wrk(live.url, fast_conns, self.o.warmup, self.wrk_file(tag + "-warmup"),
+                                self.gen_cpus)
+            r = self.timed_wrk(live, fast_conns, self.o.duration, tag, None, [], 5, slow)
+        finally:
+            if slow.poll() is None:
+                slow.send_signal(2)  # wrk prints its summary on SIGINT
+                try:
+                    slow.wait(timeout=10)
+                except Exception:
+                    slow.kill()
+                    slow.wait(timeout=10)
+        with open(slow_out, errors="replace") as f:
+            s = loadgen.parse_wrk(f.read())
+        r.update({"slow_rps": s.get("rps"), "slow_p50_ms": s.get("p50_ms"), "slow_conns": slow_conns})
+        for k in ("err_socket", "err_timeout", "non2xx"):
+            r[k] = r.get(k, 0) + s.get(k, 0)
         rec.update(r)
         rec.update(live.tree.memory())
         if "error" in r:
@@ -152,7 +190,7 @@ class Serving:
     def __init__(self, runner, srv, sc, tag, rec):
         self.r, self.srv, self.sc, self.tag, self.rec = runner, srv, sc, tag, rec
         self.port = runner.port(srv)
-        self.url = f"http://127.0.0.1:{self.port}{'/fast' if sc.kind == 'mixed' else '/'}"
+        self.url = f"http://127.0.0.1:{self.port}{'/fast' if sc.kind in ('mixed', 'mixedconn') else '/'}"
         self.tree = None
 
     def __enter__(self):

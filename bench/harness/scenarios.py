@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 class Scenario:
     name: str
     app: str                  # module under bench/apps
-    kind: str                 # wrk | mixed | slowclients | download | memory
+    kind: str                 # wrk | mixed | mixedconn | slowclients | download | memory
     title: str
     groups: tuple = ("p2", "t8")
     metric: str = "rps"       # headline key of a measurement
@@ -40,6 +40,15 @@ SCENARIOS = [
              columns=[("fast p99 ms", "fast_p99_ms", "{:.2f}"), ("fast p50 ms", "fast_p50_ms", "{:.2f}"),
                       ("slow p50 ms", "slow_p50_ms", "{:.1f}"), ("req/s", "rps", "{:,.0f}"),
                       ("fast / slow requests", "fast_slow_n", "{}"), ("unmatched", "unmatched", "{:.0f}"),
+                      ("errors sock/timeout/non-2xx", "errors", "{}"), ("CPU % srv/wrk/other", "cpu", "{}")]),
+    Scenario("mixedconn", "mixed", "mixedconn",
+             "mixed, by client: 5 % of the connections (3 of 64) ask only for /slow (200 ms), the others "
+             "only for /fast; p99 and req/s of the fast ones",
+             groups=("p4", "p2", "t8"), metric="p99_ms", unit="ms (fast p99)", higher_better=False,
+             ready_path="/fast",
+             columns=[("fast p99 ms", "p99_ms", "{:.2f}"), ("fast p50 ms", "p50_ms", "{:.2f}"),
+                      ("fast req/s", "rps", "{:,.0f}"), ("slow req/s", "slow_rps", "{:.1f}"),
+                      ("slow p50 ms", "slow_p50_ms", "{:.0f}"),
                       ("errors sock/timeout/non-2xx", "errors", "{}"), ("CPU % srv/wrk/other", "cpu", "{}")]),
     Scenario("slowclients", "hello", "slowclients",
              "slow clients: hello req/s while 1000 idle connections dribble headers",
