@@ -73,6 +73,19 @@ pub fn send_packet(sock: BorrowedFd<'_>, data: &[u8], fds: &[BorrowedFd<'_>]) ->
     send_packet_vectored(sock, &[IoSlice::new(data)], fds)
 }
 
+/// Sends one packet without waiting: `WouldBlock` if the socket buffer has no room for it.
+pub fn try_send_packet(sock: BorrowedFd<'_>, data: &[u8]) -> io::Result<usize> {
+    // SAFETY: `data` is a live slice for the duration of the call; send(2) only reads it.
+    cvt_size(unsafe {
+        libc::send(
+            sock.as_raw_fd(),
+            data.as_ptr().cast(),
+            data.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    })
+}
+
 /// Sends one packet made of `parts` in order (at most `IOV_MAX`, 1024 on Linux), as
 /// [`send_packet`] does: the kernel gathers them, so large pieces need not be copied together
 /// first.

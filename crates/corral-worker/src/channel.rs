@@ -125,24 +125,37 @@ impl SlotChannel {
     /// left while they waited are skipped.
     pub(crate) fn next_request(&mut self) -> Next {
         loop {
-            match self.take_from_queue() {
-                Ok(Some((id, head))) => return Next::Request { id, head },
-                Ok(None) => continue,
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Next::Closed,
-                Err(e) => {
-                    tracing::error!("IPC error on the request queue: {e}");
-                    return Next::Closed;
-                }
+            if let Some(next) = self.take_next(RecvFlags::Wait) {
+                return next;
+            }
+        }
+    }
+
+    /// The next request if one is queued now; `None` if the queue is empty (nothing waited).
+    pub(crate) fn try_next_request(&mut self) -> Option<Next> {
+        self.take_next(RecvFlags::DontWait)
+    }
+
+    /// One attempt at the queue; `None` when nothing was taken (empty, or a skipped request).
+    fn take_next(&mut self, how: RecvFlags) -> Option<Next> {
+        match self.take_from_queue(how) {
+            Ok(Some((id, head))) => Some(Next::Request { id, head }),
+            Ok(None) => None,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Some(Next::Closed),
+            Err(e) => {
+                tracing::error!("IPC error on the request queue: {e}");
+                Some(Next::Closed)
             }
         }
     }
 
     /// Takes one packet from the queue: `None` if its request was cancelled.
-    fn take_from_queue(&mut self) -> io::Result<Option<(u64, Box<RequestHead>)>> {
+    fn take_from_queue(&mut self, how: RecvFlags) -> io::Result<Option<(u64, Box<RequestHead>)>> {
         self.discard_stale()?;
         let mut fds = Vec::new();
         let queue = self.pool.queue.as_fd();
-        let n = recv_packet_into(queue, &mut self.rx, MAX_PACKET, &mut fds, RecvFlags::Wait)?;
+        let n = recv_packet_into(queue, &mut self.rx, MAX_PACKET, &mut fds, how)?;
         if n == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
@@ -203,8 +216,8 @@ impl SlotChannel {
         }
     }
 
-    /// Reports how the request ended, then skips whatever is left of its body.
-    pub(crate) fn finish(&mut self, outcome: Outcome) -> io::Result<()> {
+    /// Queues the frame that says how the request ended (sent by one of the two below).
+    pub(crate) fn queue_end(&mut self, outcome: Outcome) -> io::Result<()> {
         let id = self.current;
         let msg = match outcome {
             Outcome::Complete | Outcome::ClientGone => ToMaster::End { id },
@@ -217,7 +230,28 @@ impl SlotChannel {
                 kind: FailKind::Truncated,
             },
         };
-        self.queue_closing_frame(&msg)?;
+        self.queue_closing_frame(&msg)
+    }
+
+    /// Ends the request without waiting, if nothing needs waiting for: the body was read to
+    /// its end and the socket has room for the closing packet. False: `complete_finish`.
+    pub(crate) fn try_complete_finish(&mut self) -> io::Result<bool> {
+        if !self.body_done {
+            return Ok(false);
+        }
+        match corral_sys::try_send_packet(self.sock.as_fd(), &self.outbox) {
+            Ok(_) => {
+                self.outbox.clear();
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sends what is queued and skips whatever is left of the body (may block).
+    pub(crate) fn complete_finish(&mut self) -> io::Result<()> {
+        let id = self.current;
         self.flush_outbox()?;
         while !self.body_done {
             match self.next_message()? {
@@ -514,7 +548,8 @@ mod tests {
         chan.send_data(&body).unwrap();
         assert_eq!(chan.outbox.len(), MAX_PACKET, "the body fills the packet");
         chan.body_complete().unwrap();
-        chan.finish(Outcome::Complete).unwrap();
+        chan.queue_end(Outcome::Complete).unwrap();
+        chan.complete_finish().unwrap();
         let frames = received(&master);
         assert!(matches!(&frames[1], ToMaster::Chunk { data, .. } if data.len() == body.len()));
         assert_eq!(

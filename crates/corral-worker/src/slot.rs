@@ -8,6 +8,26 @@ use corral_python::{Py, PyAny, Python, SharedTransport};
 
 use crate::channel::{Next, SlotChannel};
 
+fn lock(chan: &Mutex<SlotChannel>) -> Option<std::sync::MutexGuard<'_, SlotChannel>> {
+    chan.lock().ok()
+}
+
+/// Ends the request: at once if nothing needs waiting for, else with the GIL released.
+fn finish(
+    py: Python<'_>,
+    chan: &Mutex<SlotChannel>,
+    outcome: corral_python::Outcome,
+) -> std::io::Result<()> {
+    let poisoned = || std::io::Error::other("slot channel poisoned");
+    let mut c = lock(chan).ok_or_else(poisoned)?;
+    c.queue_end(outcome)?;
+    if c.try_complete_finish()? {
+        return Ok(());
+    }
+    drop(c);
+    py.detach(|| lock(chan).ok_or_else(poisoned)?.complete_finish())
+}
+
 /// Serves requests on one slot until the master closes it.
 pub(crate) fn serve(app: Py<PyAny>, facts: ProcessFacts, mut chan: SlotChannel) {
     if let Err(e) = chan.send_ready() {
@@ -24,21 +44,17 @@ pub(crate) fn serve(app: Py<PyAny>, facts: ProcessFacts, mut chan: SlotChannel) 
             }
         };
         loop {
-            let next = py.detach(|| match chan.lock() {
-                Ok(mut c) => c.next_request(),
-                Err(_) => Next::Closed,
-            });
+            let next = match lock(&chan).and_then(|mut c| c.try_next_request()) {
+                Some(next) => next,
+                None => py.detach(|| lock(&chan).map_or(Next::Closed, |mut c| c.next_request())),
+            };
             let (id, head) = match next {
                 Next::Request { id, head } => (id, head),
                 Next::Closed => return,
             };
             let transport: SharedTransport = chan.clone();
             let outcome = wsgi::handle(py, &app, &slot, id, &head, transport);
-            let finished = py.detach(|| match chan.lock() {
-                Ok(mut c) => c.finish(outcome),
-                Err(_) => Err(std::io::Error::other("slot channel poisoned")),
-            });
-            if let Err(e) = finished {
+            if let Err(e) = finish(py, &chan, outcome) {
                 tracing::debug!(req = id, "master connection lost while finishing: {e}");
                 return;
             }
