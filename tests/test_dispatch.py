@@ -107,3 +107,33 @@ def test_a_graceful_stop_waits_for_a_request_whose_client_left(corral, tmp_path)
     release.write_text("go")
     assert c.wait(20) == 0
     assert done.exists(), "the worker was stopped before the request finished"
+
+
+def test_an_app_that_answers_before_reading_a_large_body_does_not_deadlock(corral):
+    """The app writes 2 MiB before it reads any of a 900 KiB body that the master buffered:
+    both directions exceed a socket's buffer, so the master must send the rest of the body
+    while it reads the response, not before."""
+    c = corral(APP, "--mpm", "prefork", "-w", "1")
+    body = b"b" * (900 * 1024)
+    r = c.http("POST", "/big?kib=2048", body=body, timeout=20)
+    assert r.status == 200, r
+    assert len(r.body) == 2048 * 1024
+    assert c.get("/hello").status == 200, "the worker is free again"
+
+
+def test_a_client_that_leaves_while_both_directions_are_full_frees_the_worker(corral):
+    """As above, but the client reads a little of the response and leaves: the master stops
+    the rest of the body and reads the worker out of its write, then the worker serves again."""
+    c = corral(APP, "--mpm", "prefork", "-w", "1")
+    body = b"b" * (900 * 1024)
+    with RawConnection(c.port) as conn:
+        conn.send(
+            b"POST /big?kib=8192 HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+        )
+        deadline = time.monotonic() + 10
+        while len(conn.buf) < 64 * 1024 and conn.fill(deadline):
+            pass
+        assert len(conn.buf) >= 64 * 1024, "the response started"
+    for i in range(3):
+        r = c.get("/hello", timeout=10)
+        assert r.status == 200, f"request {i} after the departure: {r}"

@@ -16,6 +16,11 @@
 //! worker died), the request whose id is on the slot's scoreboard word, if it is still waiting,
 //! is told that its worker is lost (502), and the supervisor replaces the process.
 //!
+//! A worker killed in the instant between taking a packet and writing its scoreboard word
+//! would leave its request waiting forever; a sweep once a second finds such a request (the
+//! queue is empty, so it was taken, yet no slot's word holds it, twice in a row) and answers
+//! it 502 ([`Pool::start_sweeper`]).
+//!
 //! Admission: when the requests that wait or run already outnumber the slots by `max_queue`, a
 //! new one is refused (503). A request whose client leaves before its slot spoke is marked
 //! cancelled on the scoreboard and stays in the table as an *orphan* until a slot speaks for
@@ -23,7 +28,7 @@
 //! running it answers, and the watcher aborts and drains that answer. Either way the master
 //! knows when the worker is done with it (a graceful stop waits for that).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::Ordering;
@@ -48,6 +53,9 @@ pub struct Board {
     pub words: SharedWords,
     pub fd: OwnedFd,
 }
+
+/// How often the pool looks for requests a dying worker took without recording them.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Bytes of packets the request queue may hold unread. The kernel caps it at
 /// `net.core.wmem_max` (Debian's default: 208 KiB, a few hundred ordinary requests; 4 MiB on
@@ -117,6 +125,8 @@ struct State {
     /// Slots of live workers, and how many of them are lent to a request.
     slots: usize,
     leased: usize,
+    /// Scoreboard slots whose watcher runs (it reads the slot's word itself when it ends).
+    watched: HashSet<usize>,
     /// Scoreboard blocks (one per worker) not in use.
     free_blocks: Vec<u32>,
     closed: bool,
@@ -150,6 +160,7 @@ impl Pool {
             pending: HashMap::new(),
             slots: 0,
             leased: 0,
+            watched: HashSet::new(),
             free_blocks: (0..blocks).rev().collect(),
             closed: false,
         };
@@ -219,7 +230,11 @@ impl Pool {
 
     /// Adds the ready slots of a new worker, whose scoreboard block is `block`.
     pub fn add_worker(self: &Arc<Self>, conns: Vec<SlotConn>, block: Arc<BoardBlock>) {
-        self.lock().slots += conns.len();
+        {
+            let mut st = self.lock();
+            st.slots += conns.len();
+            st.watched.extend(conns.iter().map(|c| c.board_slot));
+        }
         for conn in conns {
             tokio::spawn(watch(self.clone(), conn, block.clone()));
         }
@@ -256,6 +271,66 @@ impl Pool {
         }
     }
 
+    /// Starts the task that looks, once a second, for requests that were taken from the queue
+    /// but that no slot recorded (see the module doc). It ends with the pool.
+    pub fn start_sweeper(self: &Arc<Self>) {
+        let pool = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut suspects = HashSet::new();
+            let mut tick = tokio::time::interval(SWEEP_EVERY);
+            loop {
+                tick.tick().await;
+                let Some(pool) = pool.upgrade() else { return };
+                pool.sweep(&mut suspects);
+            }
+        });
+    }
+
+    /// One look for lost requests. A request is lost if, now and at the previous look, it
+    /// waited while the queue was empty (so some slot had taken it) and no slot's word held
+    /// it. Two looks, because a slot writes its word an instant after it takes a packet.
+    fn sweep(&self, suspects: &mut HashSet<u64>) {
+        let queue_empty = self.queue.unread_bytes().is_ok_and(|n| n == 0);
+        if !queue_empty || self.lock().pending.is_empty() {
+            suspects.clear();
+            return;
+        }
+        let held: HashSet<u64> = (0..board::slots(self.board.len()))
+            .map(|slot| {
+                self.board
+                    .word(board::slot_word(slot))
+                    .load(Ordering::Acquire)
+            })
+            .collect();
+        let mut lost = Vec::new();
+        {
+            let mut st = self.lock();
+            let unheld: HashSet<u64> = st
+                .pending
+                .keys()
+                .copied()
+                .filter(|id| !held.contains(id))
+                .collect();
+            for id in unheld.intersection(suspects) {
+                lost.extend(st.pending.remove(id));
+            }
+            *suspects = unheld;
+        }
+        if lost.is_empty() {
+            return;
+        }
+        tracing::error!(
+            "{} request(s) taken by a worker that died before it could record them",
+            lost.len()
+        );
+        for waiter in lost {
+            if let Waiter::Request(tx) = waiter {
+                let _ = tx.send(Routed::WorkerLost);
+            }
+        }
+        self.released.notify_waiters();
+    }
+
     /// Request `id`'s client left before its slot spoke: marks it cancelled on the scoreboard
     /// (a slot that takes it from the queue skips it) and keeps it as an orphan until a slot
     /// speaks for it.
@@ -276,6 +351,7 @@ impl Pool {
         {
             let mut st = self.lock();
             st.slots = st.slots.saturating_sub(1);
+            st.watched.remove(&board_slot);
         }
         self.fail_held(board_slot);
         let _ = self.events.send(PoolEvent::WorkerBroken(worker));
@@ -291,12 +367,16 @@ impl Pool {
         }
     }
 
-    /// A worker process is gone (reaped): any request one of its slots took and that still
-    /// waits — even one taken after the master stopped watching a broken slot — is lost.
+    /// A worker process is gone (reaped): any request one of its unwatched slots took and that
+    /// still waits — one taken after the master stopped watching a broken slot, or by a
+    /// worker that died starting — is lost. A watched slot is left to its watcher, which
+    /// first reads what the worker sent before it died (a whole response may be there).
     pub fn worker_exited(&self, block: &BoardBlock) {
         let first = block.first_slot() as usize;
         for slot in first..first + self.threads {
-            self.fail_held(slot);
+            if !self.lock().watched.contains(&slot) {
+                self.fail_held(slot);
+            }
         }
         self.released.notify_waiters();
     }
@@ -476,11 +556,22 @@ impl Lease {
         }
     }
 
-    /// Sends `Abort{id}`; false if the slot is gone.
-    pub async fn abort(&mut self, id: u64) -> bool {
-        let sent = self.conn().abort(id).await;
+    /// `SlotConn::stop_and_drain`: what it sends may reach the worker after it finished the
+    /// request, so the slot is told to look for stale frames.
+    pub async fn stop_and_drain(&mut self, id: u64, abort: bool, end_body: bool) -> bool {
+        let healthy = self.conn().stop_and_drain(id, abort, end_body).await;
+        if abort || end_body {
+            self.note_mail();
+        }
+        healthy
+    }
+
+    /// Ends request `id`'s body as cut short, for a worker that answered before it was all
+    /// sent (it skips the body up to this end). False if the slot is gone.
+    pub async fn end_body(&mut self, id: u64) -> bool {
+        let healthy = self.conn().end_body(id).await;
         self.note_mail();
-        sent
+        healthy
     }
 
     /// An `Abort` may reach the worker after it finished the request: see `Pool::note_mail`.

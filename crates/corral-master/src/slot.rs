@@ -43,6 +43,11 @@ impl PacketWriter {
 }
 
 impl PacketWriter {
+    /// Bytes sent on this socket that its peer has not read yet.
+    pub fn unread_bytes(&self) -> io::Result<usize> {
+        corral_sys::unread_bytes(self.fd.get_ref().as_fd())
+    }
+
     /// Sends `packet` as one packet, its large body chunks straight from where they lie.
     pub async fn send_gathered(&self, packet: &Gather<'_>) -> io::Result<()> {
         self.send_parts(&packet.slices()).await
@@ -238,23 +243,34 @@ impl SlotConn {
     /// so a worker waiting for it does not wait forever; a worker that had the whole body
     /// skips that frame. False if the slot broke on the way.
     pub async fn abandon(&mut self, id: u64) -> bool {
-        let mut out = BytesMut::new();
-        encode(&ToWorker::Abort { id }, &mut out);
-        encode(
-            &ToWorker::BodyEnd {
-                id,
-                complete: false,
-            },
-            &mut out,
-        );
-        self.send(&out).await.is_ok() && self.drain_until_end().await
+        self.stop_and_drain(id, true, true).await
     }
 
-    /// Sends `Abort{id}`; false if the slot is gone.
-    pub async fn abort(&self, id: u64) -> bool {
+    /// Sends `BodyEnd{id, complete: false}` alone (the response is already read to its end).
+    /// False if the slot is gone.
+    pub async fn end_body(&self, id: u64) -> bool {
         let mut out = BytesMut::new();
-        encode(&ToWorker::Abort { id }, &mut out);
+        encode_cut_body_end(id, &mut out);
         self.send(&out).await.is_ok()
+    }
+
+    /// Sends `Abort{id}` (if `abort`) and `BodyEnd{id, complete: false}` (if `end_body`) while
+    /// it discards the response up to its `End`: a worker blocked writing its response is read
+    /// meanwhile, so neither side waits for the other. False if the slot broke.
+    pub async fn stop_and_drain(&mut self, id: u64, abort: bool, end_body: bool) -> bool {
+        let mut out = BytesMut::new();
+        if abort {
+            encode(&ToWorker::Abort { id }, &mut out);
+        }
+        if end_body {
+            encode_cut_body_end(id, &mut out);
+        }
+        if out.is_empty() {
+            return self.drain_until_end().await;
+        }
+        let writer = self.writer();
+        let (sent, drained) = tokio::join!(writer.send(&out), self.drain_until_end());
+        sent.is_ok() && drained
     }
 
     /// Discards frames up to the request's `End` (or `Failed`); false if the slot broke.
@@ -282,6 +298,15 @@ impl SlotConn {
     pub fn take_fd(&mut self) -> Option<OwnedFd> {
         self.fds.pop_front()
     }
+}
+
+/// `BodyEnd{id, complete: false}`: the body stops here, short of what the client meant to send.
+fn encode_cut_body_end(id: u64, out: &mut BytesMut) {
+    let end = ToWorker::BodyEnd {
+        id,
+        complete: false,
+    };
+    encode(&end, out);
 }
 
 fn invalid<E: std::fmt::Display>(e: E) -> io::Error {

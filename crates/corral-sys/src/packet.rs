@@ -73,6 +73,15 @@ pub fn send_packet(sock: BorrowedFd<'_>, data: &[u8], fds: &[BorrowedFd<'_>]) ->
     send_packet_vectored(sock, &[IoSlice::new(data)], fds)
 }
 
+/// Bytes this socket has sent that its peer has not read yet (`SIOCOUTQ`): 0 when every
+/// packet sent on it has been received.
+pub fn unread_bytes(sock: BorrowedFd<'_>) -> io::Result<usize> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: SIOCOUTQ (TIOCOUTQ) writes one c_int through the pointer, which lives for the call.
+    cvt(unsafe { libc::ioctl(sock.as_raw_fd(), libc::TIOCOUTQ, &mut n) })?;
+    Ok(n.max(0) as usize)
+}
+
 /// Sends one packet without waiting: `WouldBlock` if the socket buffer has no room for it.
 pub fn try_send_packet(sock: BorrowedFd<'_>, data: &[u8]) -> io::Result<usize> {
     // SAFETY: `data` is a live slice for the duration of the call; send(2) only reads it.
@@ -320,6 +329,17 @@ mod tests {
         drop(d);
         let e = send_packet(c.as_fd(), b"x", &[]).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::EPIPE));
+    }
+
+    #[test]
+    fn unread_bytes_count_what_the_peer_has_not_received() {
+        let (a, b) = seqpacket_pair().unwrap();
+        assert_eq!(unread_bytes(a.as_fd()).unwrap(), 0);
+        send_packet(a.as_fd(), b"queued", &[]).unwrap();
+        assert!(unread_bytes(a.as_fd()).unwrap() > 0);
+        let mut buf = [0u8; 16];
+        recv_packet(b.as_fd(), &mut buf, &mut Vec::new(), RecvFlags::Wait).unwrap();
+        assert_eq!(unread_bytes(a.as_fd()).unwrap(), 0);
     }
 
     #[test]

@@ -56,6 +56,9 @@ pub struct SlotChannel {
     rx: BytesMut,
     /// Frames waiting to be sent as one packet.
     outbox: BytesMut,
+    /// The frame that ends the request (`End` / `Failed`), queued apart so that queueing it
+    /// never sends anything: it joins the outbox when that has room.
+    end_frame: BytesMut,
     /// The request being served, and where its body and life stand.
     current: u64,
     body_done: bool,
@@ -73,6 +76,7 @@ impl SlotChannel {
             inbox: VecDeque::new(),
             rx: BytesMut::with_capacity(MAX_PACKET),
             outbox: BytesMut::with_capacity(MAX_PACKET),
+            end_frame: BytesMut::new(),
             current: 0,
             body_done: true,
             aborted: false,
@@ -216,8 +220,9 @@ impl SlotChannel {
         }
     }
 
-    /// Queues the frame that says how the request ended (sent by one of the two below).
-    pub(crate) fn queue_end(&mut self, outcome: Outcome) -> io::Result<()> {
+    /// Queues the frame that says how the request ended (sent by one of the two below); sends
+    /// nothing itself, so it never blocks.
+    pub(crate) fn queue_end(&mut self, outcome: Outcome) {
         let id = self.current;
         let msg = match outcome {
             Outcome::Complete | Outcome::ClientGone => ToMaster::End { id },
@@ -230,15 +235,18 @@ impl SlotChannel {
                 kind: FailKind::Truncated,
             },
         };
-        self.queue_closing_frame(&msg)
+        encode(&msg, &mut self.end_frame);
     }
 
     /// Ends the request without waiting, if nothing needs waiting for: the body was read to
-    /// its end and the socket has room for the closing packet. False: `complete_finish`.
+    /// its end, what is queued fits one packet, and the socket has room for it. False:
+    /// `complete_finish`.
     pub(crate) fn try_complete_finish(&mut self) -> io::Result<bool> {
-        if !self.body_done {
+        if !self.body_done || self.outbox.len() + self.end_frame.len() > MAX_PACKET {
             return Ok(false);
         }
+        self.outbox.extend_from_slice(&self.end_frame);
+        self.end_frame.clear();
         match corral_sys::try_send_packet(self.sock.as_fd(), &self.outbox) {
             Ok(_) => {
                 self.outbox.clear();
@@ -252,6 +260,11 @@ impl SlotChannel {
     /// Sends what is queued and skips whatever is left of the body (may block).
     pub(crate) fn complete_finish(&mut self) -> io::Result<()> {
         let id = self.current;
+        if !self.end_frame.is_empty() {
+            self.reserve(self.end_frame.len())?;
+            self.outbox.extend_from_slice(&self.end_frame);
+            self.end_frame.clear();
+        }
         self.flush_outbox()?;
         while !self.body_done {
             match self.next_message()? {
@@ -548,7 +561,7 @@ mod tests {
         chan.send_data(&body).unwrap();
         assert_eq!(chan.outbox.len(), MAX_PACKET, "the body fills the packet");
         chan.body_complete().unwrap();
-        chan.queue_end(Outcome::Complete).unwrap();
+        chan.queue_end(Outcome::Complete);
         chan.complete_finish().unwrap();
         let frames = received(&master);
         assert!(matches!(&frames[1], ToMaster::Chunk { data, .. } if data.len() == body.len()));

@@ -1,31 +1,43 @@
 //! One slot thread: wait for a request, run the app, report the outcome, repeat.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use corral_python::environ::ProcessFacts;
 use corral_python::wsgi::{self, SlotPython};
-use corral_python::{Py, PyAny, Python, SharedTransport};
+use corral_python::{Outcome, Py, PyAny, Python, SharedTransport};
 
 use crate::channel::{Next, SlotChannel};
 
-fn lock(chan: &Mutex<SlotChannel>) -> Option<std::sync::MutexGuard<'_, SlotChannel>> {
+/// Locks the channel, waiting for it (call with the GIL released: an app thread may hold the
+/// channel while it blocks on `wsgi.input`).
+fn lock(chan: &Mutex<SlotChannel>) -> Option<MutexGuard<'_, SlotChannel>> {
     chan.lock().ok()
 }
 
+/// Locks the channel if nobody holds it (safe with the GIL held).
+fn try_lock(chan: &Mutex<SlotChannel>) -> Option<MutexGuard<'_, SlotChannel>> {
+    chan.try_lock().ok()
+}
+
 /// Ends the request: at once if nothing needs waiting for, else with the GIL released.
-fn finish(
-    py: Python<'_>,
-    chan: &Mutex<SlotChannel>,
-    outcome: corral_python::Outcome,
-) -> std::io::Result<()> {
-    let poisoned = || std::io::Error::other("slot channel poisoned");
-    let mut c = lock(chan).ok_or_else(poisoned)?;
-    c.queue_end(outcome)?;
-    if c.try_complete_finish()? {
-        return Ok(());
+fn finish(py: Python<'_>, chan: &Mutex<SlotChannel>, outcome: Outcome) -> std::io::Result<()> {
+    if let Some(mut c) = try_lock(chan) {
+        c.queue_end(outcome);
+        if c.try_complete_finish()? {
+            return Ok(());
+        }
+        drop(c);
+        return py.detach(|| lock(chan).ok_or_else(poisoned)?.complete_finish());
     }
-    drop(c);
-    py.detach(|| lock(chan).ok_or_else(poisoned)?.complete_finish())
+    py.detach(|| {
+        let mut c = lock(chan).ok_or_else(poisoned)?;
+        c.queue_end(outcome);
+        c.complete_finish()
+    })
+}
+
+fn poisoned() -> std::io::Error {
+    std::io::Error::other("slot channel poisoned")
 }
 
 /// Serves requests on one slot until the master closes it.
@@ -44,7 +56,7 @@ pub(crate) fn serve(app: Py<PyAny>, facts: ProcessFacts, mut chan: SlotChannel) 
             }
         };
         loop {
-            let next = match lock(&chan).and_then(|mut c| c.try_next_request()) {
+            let next = match try_lock(&chan).and_then(|mut c| c.try_next_request()) {
                 Some(next) => next,
                 None => py.detach(|| lock(&chan).map_or(Next::Closed, |mut c| c.next_request())),
             };

@@ -12,7 +12,6 @@ use corral_proto::{encode, ToMaster, ToWorker, MAX_CHUNK};
 use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::http::completion::Completion;
@@ -33,51 +32,73 @@ impl std::error::Error for BodyCut {}
 
 /// The task streaming the rest of a request body to the worker.
 pub struct Pump {
-    cancel: Option<oneshot::Sender<()>>,
     done: JoinHandle<()>,
 }
 
-/// Streams the remainder of `body` to the worker as `Body` frames, then `BodyEnd`. Stops early
-/// (with `BodyEnd{complete: false}`) when cancelled, when the client fails, or past `max_body`.
+impl Pump {
+    /// Stops the pump at once (it may be waiting for room on a slot whose worker is busy
+    /// writing). True if it had not sent the body's end: the caller ends the body, or a
+    /// worker reading it would wait forever.
+    async fn stop(self) -> bool {
+        if self.done.is_finished() {
+            let _ = self.done.await;
+            return false;
+        }
+        self.done.abort();
+        let _ = self.done.await;
+        true
+    }
+}
+
+/// Sends the worker what did not fit the request's first packet: the rest of the buffered
+/// body (`buffered`), then, if the client is still sending (`still_coming`), the body as it
+/// arrives, as `Body` frames, and `BodyEnd` last. It runs beside the response, so an app that
+/// answers before it reads its body never waits on the master, nor the master on it. Ends the
+/// body early (`BodyEnd{complete: false}`) when the client fails or goes past `max`.
 pub fn spawn_pump(
     writer: PacketWriter,
     id: u64,
-    mut body: Incoming,
+    buffered: Vec<Bytes>,
+    still_coming: Option<Incoming>,
     mut seen: u64,
     max: u64,
 ) -> Pump {
-    let (cancel, mut cancelled) = oneshot::channel::<()>();
     let done = tokio::spawn(async move {
-        let complete = loop {
-            let frame = tokio::select! {
-                f = body.frame() => f,
-                _ = &mut cancelled => break false,
-            };
-            let data = match frame {
-                None => break true,
-                Some(Ok(f)) => match f.into_data() {
-                    Ok(d) => d,
-                    Err(_trailers) => continue,
-                },
-                Some(Err(_)) => break false,
-            };
-            seen += data.len() as u64;
-            if seen > max {
-                tracing::warn!(req = id, "request body exceeds --max-body; cutting it off");
-                break false;
-            }
+        for data in buffered {
             if send_body_frames(&writer, id, data).await.is_err() {
                 return;
             }
+        }
+        let complete = match still_coming {
+            None => true,
+            Some(mut body) => loop {
+                let data = match body.frame().await {
+                    None => break true,
+                    Some(Ok(f)) => match f.into_data() {
+                        Ok(d) => d,
+                        Err(_trailers) => continue,
+                    },
+                    Some(Err(_)) => break false,
+                };
+                seen += data.len() as u64;
+                if seen > max {
+                    tracing::warn!(req = id, "request body exceeds --max-body; cutting it off");
+                    break false;
+                }
+                if send_body_frames(&writer, id, data).await.is_err() {
+                    return;
+                }
+            },
         };
-        let mut out = BytesMut::new();
-        encode(&ToWorker::BodyEnd { id, complete }, &mut out);
-        let _ = writer.send(&out).await;
+        end_body(&writer, id, complete).await;
     });
-    Pump {
-        cancel: Some(cancel),
-        done,
-    }
+    Pump { done }
+}
+
+async fn end_body(writer: &PacketWriter, id: u64, complete: bool) {
+    let mut out = BytesMut::new();
+    encode(&ToWorker::BodyEnd { id, complete }, &mut out);
+    let _ = writer.send(&out).await;
 }
 
 async fn send_body_frames(writer: &PacketWriter, id: u64, data: Bytes) -> io::Result<()> {
@@ -129,27 +150,36 @@ impl InFlight {
         self.release_in_background(false);
     }
 
-    /// The worker said End/Failed (healthy) or the slot broke: release the slot.
+    /// The worker said End/Failed (healthy) or the slot broke: release the slot. A pump still
+    /// running is stopped; a healthy worker then reads the body's end (it skips the rest of
+    /// a body once it has answered), a broken slot is given up at once.
     pub fn finish(&mut self, healthy: bool) {
         let Some(mut lease) = self.lease.take() else {
             return;
         };
-        if !healthy {
-            lease.mark_broken();
-        }
-        if let Some(mut pump) = self.pump.take() {
-            if let Some(c) = pump.cancel.take() {
-                let _ = c.send(());
+        let Some(pump) = self.pump.take() else {
+            if !healthy {
+                lease.mark_broken();
             }
-            tokio::spawn(async move {
-                let _ = pump.done.await;
-                drop(lease);
-            });
+            return;
+        };
+        if !healthy {
+            pump.done.abort();
+            lease.mark_broken();
+            return;
         }
+        let id = self.id;
+        tokio::spawn(async move {
+            // The worker has answered (its End was read) and now skips the body up to its end.
+            if pump.stop().await && !lease.end_body(id).await {
+                lease.mark_broken();
+            }
+        });
     }
 
-    /// Waits for the worker's `End` in a task of its own (after an `Abort` if asked), then
-    /// returns the slot, or retires it if the worker broke on the way.
+    /// Waits for the worker's `End` in a task of its own (after an `Abort` if asked, and
+    /// ending a body the pump had not finished), then returns the slot, or retires it if the
+    /// worker broke on the way.
     fn release_in_background(&mut self, abort: bool) {
         let Some(mut lease) = self.lease.take() else {
             return;
@@ -157,15 +187,11 @@ impl InFlight {
         let pump = self.pump.take();
         let id = self.id;
         tokio::spawn(async move {
-            let sent = !abort || lease.abort(id).await;
-            let healthy = sent && lease.conn().drain_until_end().await;
-            if let Some(mut pump) = pump {
-                if let Some(c) = pump.cancel.take() {
-                    let _ = c.send(());
-                }
-                let _ = pump.done.await;
-            }
-            if !healthy {
+            let body_open = match pump {
+                Some(p) => p.stop().await,
+                None => false,
+            };
+            if !lease.stop_and_drain(id, abort, body_open).await {
                 lease.mark_broken();
             }
         });

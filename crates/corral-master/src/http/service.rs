@@ -104,35 +104,34 @@ async fn serve(
     if complete {
         encode(&ToWorker::BodyEnd { id, complete: true }, &mut end);
     }
-    let packets = pack_request(id, &head, &buffered, &end);
+    let first = first_packet(id, &head, &buffered, &end);
     let ticket = ctx
         .pool
-        .submit(id, &packets[0])
+        .submit(id, &first.packet)
         .await
         .map_err(|e| match e {
             AcquireError::QueueFull => Refusal::QueueFull,
             AcquireError::Closed => Refusal::ShuttingDown,
         })?;
+    let (whole, rest) = (first.whole, rest_of(&buffered, first.rest_at));
     let lease = ticket.wait().await.map_err(|e| match e {
         Unserved::WorkerLost => Refusal::WorkerLost,
         Unserved::Closed => Refusal::ShuttingDown,
     })?;
-    let (lease, pump) = if packets.len() == 1 && complete {
+    let (lease, pump) = if whole {
         (lease, None)
     } else {
         let mut starting = Starting {
             id,
             lease: Some(lease),
         };
-        send_rest(starting.lease(), &packets[1..]).await?;
+        await_taken(starting.lease()).await?;
         let lease = starting.done();
-        match (complete, lease.writer()) {
-            (false, Some(writer)) => {
-                let pump = spawn_pump(writer, id, body, seen, ctx.http.max_body);
-                (lease, Some(pump))
-            }
-            _ => (lease, None),
-        }
+        let still_coming = (!complete).then_some(body);
+        let pump = lease
+            .writer()
+            .map(|w| spawn_pump(w, id, rest, still_coming, seen, ctx.http.max_body));
+        (lease, pump)
     };
     let mut flight = InFlight::new(id, lease, pump);
     let pid = flight.pid();
@@ -251,59 +250,74 @@ async fn buffer_body(
     Ok((pieces, seen, false))
 }
 
-/// A request's frames in packets: its head, then as much of the buffered body as fits (pieces
-/// are cut to fill each packet) and, for a complete body, its end. The first packet goes to
-/// the queue; the slot that takes the request says `Taken` if more follow, and they go there.
-/// Body chunks are not copied (see `Gather`).
-fn pack_request<'a>(id: u64, head: &'a [u8], body: &'a [Bytes], end: &'a [u8]) -> Vec<Gather<'a>> {
-    let mut packets = Vec::new();
+/// A request's first packet, the one that goes into the queue: its head, as much of the
+/// buffered body as fits (pieces are cut to fill the packet; body chunks are not copied, see
+/// `Gather`) and, for a complete body that fits, its end.
+struct FirstPacket<'a> {
+    packet: Gather<'a>,
+    /// The end went in too: the worker has the whole request.
+    whole: bool,
+    /// Where the buffered body that did not fit starts: piece index, offset in the piece.
+    rest_at: (usize, usize),
+}
+
+fn first_packet<'a>(id: u64, head: &'a [u8], body: &'a [Bytes], end: &'a [u8]) -> FirstPacket<'a> {
     let mut packet = Gather::default();
     packet.push_borrowed(head);
-    for mut piece in body.iter().map(|data| &data[..]) {
-        while !piece.is_empty() {
+    for (i, data) in body.iter().enumerate() {
+        let mut at = 0;
+        while at < data.len() {
             let room = MAX_PACKET.saturating_sub(packet.len() + BODY_HEADER_LEN);
             if room == 0 {
-                packets.push(std::mem::take(&mut packet));
-                continue;
+                let rest_at = (i, at);
+                return FirstPacket {
+                    packet,
+                    whole: false,
+                    rest_at,
+                };
             }
-            let (now, later) = piece.split_at(room.min(piece.len()).min(MAX_CHUNK));
-            packet.push_body(id, now);
-            piece = later;
+            let n = room.min(MAX_CHUNK).min(data.len() - at);
+            packet.push_body(id, &data[at..at + n]);
+            at += n;
         }
     }
-    if !end.is_empty() {
-        if packet.len() + end.len() > MAX_PACKET {
-            packets.push(std::mem::take(&mut packet));
-        }
+    let whole = !end.is_empty() && packet.len() + end.len() <= MAX_PACKET;
+    if whole {
         packet.push_borrowed(end);
     }
-    if !packet.is_empty() {
-        packets.push(packet);
+    let rest_at = (body.len(), 0);
+    FirstPacket {
+        packet,
+        whole,
+        rest_at,
     }
-    packets
 }
 
-/// The slot that took a request whose body did not fit the first packet says `Taken` before
-/// anything else; the rest of the buffered body goes to that slot.
-async fn send_rest(lease: &mut Lease, rest: &[Gather<'_>]) -> Result<(), Refusal> {
-    let taken = matches!(lease.conn().next().await, Ok(Some(ToMaster::Taken { .. })));
-    let writer = lease.writer().filter(|_| taken);
-    let Some(writer) = writer else {
-        lease.mark_broken();
-        return Err(Refusal::WorkerLost);
-    };
-    for packet in rest {
-        if writer.send_gathered(packet).await.is_err() {
+/// The buffered body from `at` on, as slices of its pieces (nothing copied).
+fn rest_of(body: &[Bytes], (piece, offset): (usize, usize)) -> Vec<Bytes> {
+    let mut rest: Vec<Bytes> = body.iter().skip(piece).cloned().collect();
+    if let Some(first) = rest.first_mut() {
+        *first = first.slice(offset..);
+    }
+    rest.retain(|b| !b.is_empty());
+    rest
+}
+
+/// The slot that took a request whose first packet did not hold all of it says `Taken`
+/// before anything else; the rest then goes to that slot (the pump, beside the response).
+async fn await_taken(lease: &mut Lease) -> Result<(), Refusal> {
+    match lease.conn().next().await {
+        Ok(Some(ToMaster::Taken { .. })) => Ok(()),
+        _ => {
             lease.mark_broken();
-            return Err(Refusal::WorkerLost);
+            Err(Refusal::WorkerLost)
         }
     }
-    Ok(())
 }
 
-/// A lease whose request body is still on its way to the worker and no pump carries it yet:
-/// if the request ends here (its client left), the worker is told, or it would wait for
-/// the body forever.
+/// A lease whose worker waits for the rest of the body, which no pump carries yet: if the
+/// request ends here (its client left), the worker is told, or it would wait for the body
+/// forever.
 struct Starting {
     id: u64,
     lease: Option<Lease>,

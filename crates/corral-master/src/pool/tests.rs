@@ -331,3 +331,49 @@ async fn a_reaped_worker_fails_what_its_slots_took_even_unwatched() {
     );
     drop(unrelated);
 }
+
+#[tokio::test]
+async fn a_request_taken_but_never_recorded_is_found_by_the_sweep() {
+    // A worker killed between taking the packet and writing its scoreboard word.
+    let f = fixture(10, 1);
+    let (first, _slots) = add_worker(&f, 1, 1);
+    let lost = submit(&f.pool, 31).await.unwrap();
+    let mut buf = vec![0u8; MAX_PACKET];
+    recv_packet(
+        f.queue.as_fd(),
+        &mut buf,
+        &mut Vec::new(),
+        RecvFlags::DontWait,
+    )
+    .unwrap();
+    let running = submit(&f.pool, 32).await.unwrap();
+    assert_eq!(take(&f, first), 32); // this one a slot did record
+    let mut suspects = HashSet::new();
+    f.pool.sweep(&mut suspects);
+    assert!(
+        f.pool.lock().pending.contains_key(&31),
+        "one look is not enough"
+    );
+    f.pool.sweep(&mut suspects);
+    assert_eq!(
+        within("the verdict", lost.wait()).await.err(),
+        Some(Unserved::WorkerLost)
+    );
+    assert!(
+        f.pool.lock().pending.contains_key(&32),
+        "a recorded request is left alone"
+    );
+    drop(running);
+}
+
+#[tokio::test]
+async fn the_sweep_leaves_queued_requests_alone() {
+    let f = fixture(10, 1);
+    let _worker = add_worker(&f, 1, 1);
+    let _queued = submit(&f.pool, 41).await.unwrap();
+    let mut suspects = HashSet::new();
+    for _ in 0..3 {
+        f.pool.sweep(&mut suspects);
+    }
+    assert!(f.pool.lock().pending.contains_key(&41));
+}
