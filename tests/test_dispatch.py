@@ -8,6 +8,8 @@ import os
 import signal
 import time
 
+import pytest
+
 from support import APPS, CALL_LOG_ENV, MPMS, Background, RawConnection, get_request, read_lines, wait_until
 
 APP = f"{APPS / 'wsgi_app.py'}:application"
@@ -22,6 +24,7 @@ def _hold(c, tmp_path, name, timeout=30):
     return bg, pid, lambda: release.write_text("go")
 
 
+@pytest.mark.smoke
 def test_a_busy_worker_never_holds_up_requests_another_can_serve(corral, tmp_path):
     c = corral(APP, *MPMS["prefork"])
     held, busy_pid, release = _hold(c, tmp_path, "busy")
@@ -36,6 +39,7 @@ def test_a_busy_worker_never_holds_up_requests_another_can_serve(corral, tmp_pat
     assert held.result(15).status == 200
 
 
+@pytest.mark.smoke
 def test_a_queued_request_is_served_after_its_worker_dies(corral, tmp_path):
     """One worker, busy; a second request waits in the queue. The worker is killed: the
     request it was running gets a 502, the queued one is served by the replacement."""
