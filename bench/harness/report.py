@@ -129,24 +129,16 @@ def targets(cells):
         rows.append((f"{sc} 2 processes", f"corral / Granian 2p ({what})", m(sc, "p2", "corral"), m(sc, "p2", "granian"), ""))
         rows.append((f"{sc} 2 processes", f"corral / gunicorn sync 2 ({what})", m(sc, "p2", "corral"), m(sc, "p2", "gunicorn"), ""))
         rows.append((f"{sc} 1x8", f"corral worker / Granian 1x8 ({what})", m(sc, "t8", "corral"), m(sc, "t8", "granian"), ""))
-    for g, gt in (("p4", "4 processes"), ("p2", "2 processes"), ("t8", "1x8")):
-        p99 = m("mixed", g, "corral")
-        for fam, name, want in (("granian", "Granian", 0.1), ("gunicorn", "gunicorn", 1.0)):
-            peer = m("mixed", g, fam)
-            ok = "" if g != "p4" or not (p99 and peer) else (f"meets <= {want}" if p99 / peer <= want else f"ABOVE {want}")
-            rows.append((f"mixed {gt}", f"corral / {name}: p99 of fast requests (< 1: corral better)", p99, peer, ok))
-        rps, gun = m("mixed", g, "corral", "rps"), m("mixed", g, "gunicorn", "rps")
-        ok = "" if g != "p4" or not (rps and gun) else ("meets >= 3" if rps / gun >= 3 else "BELOW 3")
-        rows.append((f"mixed {gt}", "corral / gunicorn: req/s", rps, gun, ok))
-    for g, gt in (("p4", "4 processes"), ("p2", "2 processes"), ("t8", "1x8")):
-        p99 = m("mixedconn", g, "corral")
-        for fam, name, want in (("granian", "Granian", 0.1), ("gunicorn", "gunicorn", 1.0)):
-            peer = m("mixedconn", g, fam)
-            ok = "" if g != "p4" or not (p99 and peer) else (f"meets <= {want}" if p99 / peer <= want else f"ABOVE {want}")
-            rows.append((f"mixed by client {gt}", f"corral / {name}: p99 of fast requests (< 1: corral better)", p99, peer, ok))
-        rps, gun = m("mixedconn", g, "corral", "rps"), m("mixedconn", g, "gunicorn", "rps")
-        ok = "" if g != "p4" or not (rps and gun) else ("meets >= 3" if rps / gun >= 3 else "BELOW 3")
-        rows.append((f"mixed by client {gt}", "corral / gunicorn: fast req/s", rps, gun, ok))
+    for sc, label, rate in (("mixed", "mixed", "req/s"), ("mixedconn", "mixed by client", "fast req/s")):
+        for g, gt in (("p4", "4 processes"), ("p2", "2 processes"), ("t8", "1x8")):
+            p99 = m(sc, g, "corral")
+            for fam, name, want in (("granian", "Granian", 0.1), ("gunicorn", "gunicorn", 1.0)):
+                peer = m(sc, g, fam)
+                ok = "" if g != "p4" or not (p99 and peer) else (f"meets <= {want}" if p99 / peer <= want else f"ABOVE {want}")
+                rows.append((f"{label} {gt}", f"corral / {name}: p99 of fast requests (< 1: corral better)", p99, peer, ok))
+            rps, gun = m(sc, g, "corral", "rps"), m(sc, g, "gunicorn", "rps")
+            ok = "" if g != "p4" or not (rps and gun) else ("meets >= 3" if rps / gun >= 3 else "BELOW 3")
+            rows.append((f"{label} {gt}", f"corral / gunicorn: {rate}", rps, gun, ok))
     for g, gt in (("p2", "2 processes"), ("t8", "1x8")):
         with_, without = m("slowclients", g, "corral", "rps_slow"), m("slowclients", g, "corral", "rps_base")
         ok = "" if not (with_ and without) else ("meets >= 0.90" if with_ / without >= 0.9 else "BELOW 0.90")
