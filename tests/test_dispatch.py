@@ -141,3 +141,25 @@ def test_a_client_that_leaves_while_both_directions_are_full_frees_the_worker(co
     for i in range(3):
         r = c.get("/hello", timeout=10)
         assert r.status == 200, f"request {i} after the departure: {r}"
+
+
+def test_a_threaded_worker_killed_with_two_requests_in_flight_fails_both_and_only_them(corral, tmp_path):
+    """-w 2 --threads 2: both threads of one process hold a request (taken from the queue, no
+    answer yet) when it is killed; each gets its 502 from its own slot's scoreboard word, and
+    the other process serves on."""
+    c = corral(APP, "--mpm", "worker", "-w", "2", "--threads", "2")
+    held = [_hold(c, tmp_path, f"h{i}") for i in range(4)]  # all four slots busy
+    by_pid = {}
+    for bg, pid, release in held:
+        by_pid.setdefault(pid, []).append((bg, release))
+    assert len(by_pid) == 2 and all(len(v) == 2 for v in by_pid.values()), by_pid.keys()
+    victim, survivor = list(by_pid)
+    os.kill(victim, signal.SIGKILL)
+    for bg, _release in by_pid[victim]:
+        assert bg.result(15).status == 502
+    for bg, release in by_pid[survivor]:
+        assert not bg.done(), "the other process's requests are untouched"
+        release()
+        assert bg.result(15).status == 200
+    r = c.get("/sysinfo", timeout=20)
+    assert r.status == 200 and r.json()["pid"] != victim
