@@ -45,7 +45,11 @@ impl Drop for Ticket {
             }
             Ok(Routed::WorkerLost) => {}
             Err(_) if self.queued => self.pool.cancel(self.id),
-            Err(_) => drop(self.pool.lock().pending.remove(&self.id)),
+            Err(_) => {
+                // It never reached the queue (it waited for room): forget it.
+                self.pool.lock().pending.remove(&self.id);
+                self.pool.released.notify_waiters();
+            }
         }
     }
 }
