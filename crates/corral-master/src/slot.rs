@@ -54,7 +54,7 @@ impl PacketWriter {
     }
 
     /// Sends `parts`, in order, as one packet.
-    pub async fn send_parts(&self, parts: &[IoSlice<'_>]) -> io::Result<()> {
+    async fn send_parts(&self, parts: &[IoSlice<'_>]) -> io::Result<()> {
         loop {
             let mut guard = self.fd.writable().await?;
             let sent = guard.try_io(|fd| send_packet_vectored(fd.get_ref().as_fd(), parts, &[]));
