@@ -27,6 +27,14 @@ def test_check_bad_option_value(tmp_path):
     assert "nosuchmpm" in res.stderr
 
 
+def test_a_bad_scheduling_names_both_policies(tmp_path):
+    (tmp_path / "corral.toml").write_text('scheduling = "fifo"\n')
+    res = run_corral(["check", HELLO], cwd=tmp_path)
+    assert res.returncode == 2, res.stderr
+    assert "scheduling" in res.stderr and "fifo" in res.stderr, res.stderr
+    assert '"batch"' in res.stderr and '"normal"' in res.stderr, res.stderr
+
+
 @pytest.mark.parametrize("args", [["--workers", "many"], ["--max-body", "lots"], ["--no-such-option"]])
 def test_serve_bad_cli_is_exit_2(tmp_path, args):
     res = run_corral(["serve", HELLO, "-b", "127.0.0.1:0", *args], cwd=tmp_path)

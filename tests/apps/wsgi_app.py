@@ -369,6 +369,10 @@ def sysinfo(environ, start_response):
             "executable": sys.executable,
             "path": sys.path,
             "version": list(sys.version_info[:3]),
+            # the calling (request) thread's policy, and the constant to compare it with
+            "sched_policy": os.sched_getscheduler(0),
+            "sched_batch": os.SCHED_BATCH,
+            "sched_other": os.SCHED_OTHER,
         },
     )
 

@@ -94,6 +94,11 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "DURATION", help_heading = "Workers")]
     pub graceful_timeout: Option<String>,
 
+    /// How the kernel schedules corral's processes: "batch" (a woken thread does not preempt
+    /// the running one, so requests are handed over in batches) or "normal" [default: batch]
+    #[arg(long, value_name = "POLICY", help_heading = "Workers")]
+    pub scheduling: Option<String>,
+
     /// Directory to change into before loading the app [default: current directory]
     /// (gunicorn --chdir)
     #[arg(long, value_name = "DIR", help_heading = "Python")]
@@ -194,6 +199,7 @@ impl ServeArgs {
             (Key::Workers, self.workers),
             (Key::Threads, self.threads),
             (Key::MaxQueue, self.max_queue),
+            (Key::Scheduling, self.scheduling),
             (Key::GracefulTimeout, self.graceful_timeout),
             (Key::Chdir, self.chdir),
             (Key::Virtualenv, self.virtualenv),

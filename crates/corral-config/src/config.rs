@@ -133,6 +133,30 @@ impl fmt::Display for Mpm {
     }
 }
 
+/// How the kernel schedules corral's processes (`--scheduling`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheduling {
+    /// `SCHED_BATCH`: the same CPU share, but a woken corral thread does not preempt the one
+    /// running on its CPU. Where the master and the workers share a CPU, the master reads and
+    /// queues every ready request before a worker runs, a worker then takes them one after
+    /// another, and a new connection's data no longer interrupts a worker in the middle of
+    /// the app. The price: on a saturated CPU, the master may wait for the running worker's
+    /// time slice to end before it reads new requests.
+    Batch,
+    /// `SCHED_OTHER`, the kernel's default: a woken thread may preempt the running one at once.
+    Normal,
+}
+
+impl Scheduling {
+    /// The name used on the command line and in config files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheduling::Batch => "batch",
+            Scheduling::Normal => "normal",
+        }
+    }
+}
+
 /// The worker pool.
 #[derive(Debug, Clone)]
 pub struct PoolConfig {
@@ -146,6 +170,9 @@ pub struct PoolConfig {
     pub max_queue: usize,
     /// How long workers get to finish in-flight requests on shutdown or reload (gunicorn).
     pub graceful_timeout: Duration,
+    /// The kernel scheduling policy of the master, the zygote and the workers (set in the master
+    /// before it starts any thread or process; the others inherit it).
+    pub scheduling: Scheduling,
 }
 
 impl Default for PoolConfig {
@@ -156,6 +183,7 @@ impl Default for PoolConfig {
             threads: defaults::threads(Mpm::Prefork),
             max_queue: defaults::MAX_QUEUE,
             graceful_timeout: defaults::GRACEFUL_TIMEOUT,
+            scheduling: Scheduling::Batch,
         }
     }
 }

@@ -12,6 +12,7 @@ pub(crate) enum Key {
     Threads,
     MaxQueue,
     GracefulTimeout,
+    Scheduling,
     Chdir,
     Pythonpath,
     Virtualenv,
@@ -53,7 +54,7 @@ pub(crate) enum Kind {
 pub(crate) const CONFIG_ENV: &str = "CORRAL_CONFIG";
 
 impl Key {
-    pub(crate) const ALL: [Key; 25] = [
+    pub(crate) const ALL: [Key; 26] = [
         Key::App,
         Key::Bind,
         Key::Backlog,
@@ -62,6 +63,7 @@ impl Key {
         Key::Threads,
         Key::MaxQueue,
         Key::GracefulTimeout,
+        Key::Scheduling,
         Key::Chdir,
         Key::Pythonpath,
         Key::Virtualenv,
@@ -92,6 +94,7 @@ impl Key {
             Key::Threads => "threads",
             Key::MaxQueue => "max-queue",
             Key::GracefulTimeout => "graceful-timeout",
+            Key::Scheduling => "scheduling",
             Key::Chdir => "chdir",
             Key::Pythonpath => "pythonpath",
             Key::Virtualenv => "virtualenv",
@@ -130,6 +133,7 @@ impl Key {
             Key::Preload => Kind::Bool,
             Key::App
             | Key::Mpm
+            | Key::Scheduling
             | Key::Chdir
             | Key::Virtualenv
             | Key::AccessLog

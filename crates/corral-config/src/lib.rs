@@ -38,7 +38,7 @@ use clap::Parser;
 
 pub use config::{
     AppSpec, AppTarget, Bind, Config, HttpConfig, ListenConfig, LogConfig, LogLevel, LogTarget,
-    Mpm, PoolConfig, PythonConfig,
+    Mpm, PoolConfig, PythonConfig, Scheduling,
 };
 pub use units::{parse_duration, parse_size};
 pub use zygote::ZygoteConfig;

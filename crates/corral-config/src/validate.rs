@@ -11,7 +11,7 @@ use crate::app::{parse_app, APP_FORMS};
 use crate::bind::parse_bind;
 use crate::config::{
     defaults, Config, HttpConfig, ListenConfig, LogConfig, LogLevel, LogTarget, Mpm, PoolConfig,
-    PythonConfig,
+    PythonConfig, Scheduling,
 };
 use crate::env::EnvFn;
 use crate::keys::Key;
@@ -131,6 +131,18 @@ fn parse_mpm(s: &str) -> Result<Mpm, String> {
     }
 }
 
+fn parse_scheduling(s: &str) -> Result<Scheduling, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "batch" => Ok(Scheduling::Batch),
+        "normal" => Ok(Scheduling::Normal),
+        _ => Err(
+            "must be \"batch\" (a woken thread does not preempt the running one) or \
+             \"normal\" (the kernel's default policy)"
+                .to_owned(),
+        ),
+    }
+}
+
 fn pool(raw: &RawConfig) -> Result<PoolConfig, ConfigError> {
     let mpm = parsed(raw, Key::Mpm, parse_mpm)?.unwrap_or(Mpm::Prefork);
     let workers = int_in(raw, Key::Workers, 1, defaults::MAX_WORKERS as u64)?;
@@ -148,6 +160,7 @@ fn pool(raw: &RawConfig) -> Result<PoolConfig, ConfigError> {
         out.max_queue = to_usize(n);
     }
     out.graceful_timeout = duration(raw, Key::GracefulTimeout)?.unwrap_or(out.graceful_timeout);
+    out.scheduling = parsed(raw, Key::Scheduling, parse_scheduling)?.unwrap_or(out.scheduling);
     Ok(out)
 }
 

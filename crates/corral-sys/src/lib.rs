@@ -3,7 +3,7 @@
 //! This crate owns every raw system call the project makes outside CPython: `SOCK_SEQPACKET`
 //! socket pairs and packets with file descriptors (`SCM_RIGHTS`), `sendfile`, `fork`, the
 //! set-up a forked child needs (process group, parent-death signal, fd hygiene), reaping,
-//! signals and process groups, memory shared between processes ([`SharedWords`]), and glibc's
+//! signals and process groups, the scheduling policy, memory shared between processes ([`SharedWords`]), and glibc's
 //! allocator settings. Each function exposes a safe interface; each `unsafe` block says why it is sound.
 //!
 //! It must not know about Python, HTTP, the IPC messages or configuration types: it deals in file
@@ -13,6 +13,7 @@ pub mod fork;
 pub mod malloc;
 pub mod packet;
 pub mod process;
+pub mod sched;
 pub mod sendfile;
 pub mod shared;
 
@@ -27,5 +28,6 @@ pub use process::{
     kill_process_group, own_process_group, poll_readable, reap_any, redirect_stderr,
     spawn_with_inherited_fd, unblock_all_signals, Reaped, SignalFd,
 };
+pub use sched::{scheduling_policy, use_batch_scheduling};
 pub use sendfile::sendfile;
 pub use shared::SharedWords;

@@ -11,7 +11,7 @@ mod signals;
 use std::os::fd::AsFd;
 use std::process::ExitCode;
 
-use corral_config::{Config, Invocation, LogLevel, LogTarget};
+use corral_config::{Config, Invocation, LogLevel, LogTarget, Scheduling};
 use corral_master::Exit;
 
 const EXIT_FAILED: u8 = 1;
@@ -54,6 +54,7 @@ fn serve(cfg: Config) -> ExitCode {
     if let Err(code) = setup_error_log(&cfg) {
         return code;
     }
+    apply_scheduling(cfg.pool.scheduling);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -87,6 +88,17 @@ fn exit_code(exit: Exit, app: &str) -> ExitCode {
         Exit::Failed(why) => {
             eprintln!("corral: {why}");
             ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+/// `--scheduling`, set before the runtime starts its threads and the master starts the zygote:
+/// both inherit it, and the workers inherit it from the zygote. A kernel or sandbox that refuses
+/// costs speed, not correctness.
+fn apply_scheduling(policy: Scheduling) {
+    if policy == Scheduling::Batch {
+        if let Err(e) = corral_sys::use_batch_scheduling() {
+            tracing::warn!("corral keeps the normal scheduling policy, SCHED_BATCH refused: {e}");
         }
     }
 }

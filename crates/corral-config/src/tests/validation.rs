@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::{serve, serve_err, TempDir};
-use crate::{AppTarget, Bind, LogLevel, LogTarget, Mpm};
+use crate::{AppTarget, Bind, LogLevel, LogTarget, Mpm, Scheduling};
 
 fn err(args: &[&str]) -> String {
     let dir = TempDir::new("val");
@@ -392,4 +392,19 @@ fn warmup_paths() {
     assert!(err(&["--warmup", "health"]).contains("must be a request path"));
     assert!(err(&["--warmup", "/a b"]).contains("must be a request path"));
     assert!(err(&["--warmup", "/", "--no-preload"]).contains("needs --preload"));
+}
+
+#[test]
+fn scheduling() {
+    let dir = TempDir::new("val-sched");
+    let pick = |args: &[&str]| serve(args, &[], dir.path());
+    let default = pick(&["app"]);
+    assert_eq!(default.pool.scheduling, Scheduling::Batch);
+    let normal = pick(&["app", "--scheduling", "Normal"]);
+    assert_eq!(normal.pool.scheduling, Scheduling::Normal);
+    let msg = err(&["--scheduling", "fifo"]);
+    assert!(
+        msg.starts_with("invalid value \"fifo\" for --scheduling: must be \"batch\""),
+        "{msg}"
+    );
 }
