@@ -40,6 +40,9 @@ MPMS = {
 # with CORRAL_, which is corral's own configuration namespace.
 CALL_LOG_ENV = "CORRALTEST_CALL_LOG"
 
+# corral_proto::MAX_PACKET: the largest IPC packet between master and worker.
+IPC_PACKET = 80 * 1024
+
 
 def corral_bin() -> Path:
     """Path of the binary under test: $CORRAL_BIN, else <repo>/target/debug/corral."""

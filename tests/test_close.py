@@ -12,7 +12,7 @@ import signal
 
 import pytest
 
-from support import APPS, MPMS, get_request, read_lines, wait_until
+from support import APPS, IPC_PACKET, MPMS, get_request, read_lines, wait_until
 
 APP = f"{APPS / 'wsgi_app.py'}:application"
 ONE_WORKER = ("--mpm", "prefork", "-w", "1")
@@ -70,10 +70,10 @@ def test_a_worker_in_close_takes_no_request_while_another_is_idle(corral, tmp_pa
 
 def test_bodies_that_fill_an_ipc_packet_to_the_last_bytes(one_worker):
     """Head and body in one packet, then `Complete`: whatever the body size, no packet may
-    exceed the 64 KiB the master receives (a packet one frame too long cost a 502 and the
+    exceed the IPC packet the master receives (a packet one frame too long cost a 502 and the
     worker). The sizes cover the packet filled to each of its last bytes."""
     with one_worker.raw() as conn:
-        for size in range(65536 - 200, 65536 + 16):
+        for size in range(IPC_PACKET - 200, IPC_PACKET + 16):
             conn.send(get_request(f"/sized?bytes={size}"))
             r = conn.read_response()
             assert (r.status, len(r.body)) == (200, size), f"{size} bytes: {r.status}"

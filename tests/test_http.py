@@ -12,7 +12,15 @@ import time
 
 import pytest
 
-from support import APPS, CALL_LOG_ENV, RawConnection, parse_response, raw_request, read_lines
+from support import (
+    APPS,
+    CALL_LOG_ENV,
+    IPC_PACKET,
+    RawConnection,
+    parse_response,
+    raw_request,
+    read_lines,
+)
 
 LIMIT_REQUEST_LINE = 256
 LIMIT_FIELDS = 20
@@ -244,13 +252,20 @@ def test_connection_close_is_honoured(server):
     assert resp.status == 200
 
 
+# hyper's head buffer is --limit-request-line + 64 KiB; with the default line limit every head
+# hyper accepts fits one IPC packet. A longer line limit lets heads bigger than a packet through.
+BIG_BUFFER = ("--limit-request-line", "32768")
+BIG_HEADERS = (IPC_PACKET - 7000) // 7411  # lines of 7411 bytes that leave room for one more
+
+
 def test_a_head_within_every_limit_but_too_big_for_a_worker_is_431(corral):
-    """Default limits: each header under --limit-request-field-size and the head under hyper's
-    buffer, yet together larger than one IPC packet (64 KiB). It is refused before a worker is
-    involved; no worker may be retired for it (that was a way for any client to kill workers)."""
-    c = corral(f"{APPS / 'wsgi_app.py'}:application", "--mpm", "prefork", "-w", "1")
+    """Each header under --limit-request-field-size and the head under hyper's buffer, yet
+    together larger than one IPC packet. It is refused before a worker is involved; no worker
+    may be retired for it (that was a way for any client to kill workers)."""
+    c = corral(f"{APPS / 'wsgi_app.py'}:application", "--mpm", "prefork", "-w", "1", *BIG_BUFFER)
     pid = c.get("/slow?sleep=0").json()["pid"]
-    big = "".join(f"X-Big-{i}: {'b' * 7400}\r\n" for i in range(9))
+    big = "".join(f"X-Big-{i}: {'b' * 7400}\r\n" for i in range(BIG_HEADERS + 2))
+    assert len(big) > IPC_PACKET
     mark = c.mark()
     with RawConnection(c.port, timeout=10) as conn:
         conn.send(f"GET /hello HTTP/1.1\r\n{H}{big}\r\n".encode())
@@ -262,18 +277,18 @@ def test_a_head_within_every_limit_but_too_big_for_a_worker_is_431(corral):
 
 def test_heads_that_fill_an_ipc_packet_to_the_last_bytes(corral):
     """A GET's head and the end of its (empty) body share a packet: a head that fits a packet
-    by fewer bytes than that end takes must not push the packet past 64 KiB (the worker would
+    by fewer bytes than that end takes must not push the packet past its limit (the worker would
     get a truncated packet, and the client a 502). Sweeps the head size up to the 431 limit."""
-    c = corral(f"{APPS / 'wsgi_app.py'}:application", "--mpm", "prefork", "-w", "1")
+    c = corral(f"{APPS / 'wsgi_app.py'}:application", "--mpm", "prefork", "-w", "1", *BIG_BUFFER)
     pid = c.get("/slow?sleep=0").json()["pid"]
-    fixed = "".join(f"X-Big-{i}: {'b' * 7400}\r\n" for i in range(8))
+    fixed = "".join(f"X-Big-{i}: {'b' * 7400}\r\n" for i in range(BIG_HEADERS))
 
     def status(last_len):
         with RawConnection(c.port, timeout=10) as conn:
             conn.send(f"GET /hello HTTP/1.1\r\n{H}{fixed}X-Last: {'l' * last_len}\r\n\r\n".encode())
             return conn.read_response(timeout=10).status
 
-    low, high = 0, 7400  # 200 at low, 431 at high: find the first length that is refused
+    low, high = 0, 8000  # 200 at low, 431 at high: find the first length that is refused
     assert (status(low), status(high)) == (200, 431)
     while high - low > 1:
         mid = (low + high) // 2

@@ -346,7 +346,7 @@ impl Transport for SlotChannel {
             self.outbox = head_frame;
             if self.outbox.len() > MAX_PACKET {
                 self.outbox.clear();
-                return Err(invalid("response head larger than 64 KiB"));
+                return Err(invalid("response head larger than one IPC packet"));
             }
         }
         Ok(())
