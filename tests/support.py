@@ -77,15 +77,30 @@ def child_env(extra: dict | None = None) -> dict:
 # --------------------------------------------------------------------------
 
 
-def proc_stat(pid: int):
-    """(state, ppid, pgrp, starttime) of a process, or None if it does not exist."""
+def _stat_fields(task: str) -> list[str] | None:
+    """Fields 3 onwards of /proc/TASK/stat (TASK: "PID" or "PID/task/TID"), or None if it is
+    gone. Field 3 (state) is index 0."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
+        with open(f"/proc/{task}/stat", "rb") as f:
             data = f.read().decode("latin-1")
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return None
-    rest = data[data.rindex(")") + 2 :].split()
+    return data[data.rindex(")") + 2 :].split()
+
+
+def proc_stat(pid: int):
+    """(state, ppid, pgrp, starttime) of a process, or None if it does not exist."""
+    rest = _stat_fields(str(pid))
+    if rest is None:
+        return None
     return rest[0], int(rest[1]), int(rest[2]), int(rest[19])
+
+
+def sched_policy(task: str) -> int:
+    """The scheduling policy (field 41) of TASK: "PID" or "PID/task/TID"."""
+    rest = _stat_fields(task)
+    assert rest is not None, f"no task {task}"
+    return int(rest[38])
 
 
 def pid_alive(pid: int, starttime: int | None = None) -> bool:

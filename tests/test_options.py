@@ -9,7 +9,15 @@ import re
 import time
 import uuid
 
-from support import APPS, RawConnection, descendants, read_lines, run_concurrently, wait_until
+from support import (
+    APPS,
+    RawConnection,
+    descendants,
+    read_lines,
+    run_concurrently,
+    sched_policy,
+    wait_until,
+)
 
 WSGI_APP = f"{APPS / 'wsgi_app.py'}:application"
 
@@ -124,13 +132,6 @@ def test_processes_times_threads(corral):
     assert len({(b["pid"], b["tid"]) for b in bodies}) == 4, bodies
 
 
-def _policy_of(task: str) -> int:
-    """The scheduling policy of ``task`` ("PID" or "PID/task/TID"): field 41 of its stat."""
-    with open(f"/proc/{task}/stat") as f:
-        data = f.read()
-    return int(data[data.rindex(")") + 2 :].split()[38])
-
-
 def test_master_zygote_and_workers_run_with_batch_scheduling(corral):
     # Set once in the master before it starts threads or the zygote: the runtime's threads,
     # the zygote and the workers (and a threaded worker's request threads) inherit it.
@@ -140,7 +141,7 @@ def test_master_zygote_and_workers_run_with_batch_scheduling(corral):
     tree = [c.pid, *descendants(c.pid)]
     assert info["pid"] in tree
     threads = [(pid, tid) for pid in tree for tid in os.listdir(f"/proc/{pid}/task")]
-    policies = {(pid, tid): _policy_of(f"{pid}/task/{tid}") for pid, tid in threads}
+    policies = {(pid, tid): sched_policy(f"{pid}/task/{tid}") for pid, tid in threads}
     assert set(policies.values()) == {info["sched_batch"]}, policies
 
 
@@ -148,7 +149,7 @@ def test_scheduling_normal_keeps_the_default_policy(corral):
     c = corral(WSGI_APP, "--scheduling", "normal")
     info = c.get("/sysinfo").json()
     assert info["sched_policy"] == info["sched_other"], info
-    assert _policy_of(str(c.pid)) == info["sched_other"]
+    assert sched_policy(str(c.pid)) == info["sched_other"]
 
 
 def test_warmup_requests_run_in_the_zygote_before_the_fork(corral, tmp_path):

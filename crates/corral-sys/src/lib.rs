@@ -28,6 +28,6 @@ pub use process::{
     kill_process_group, own_process_group, poll_readable, reap_any, redirect_stderr,
     spawn_with_inherited_fd, unblock_all_signals, Reaped, SignalFd,
 };
-pub use sched::{scheduling_policy, use_batch_scheduling};
+pub use sched::use_batch_scheduling;
 pub use sendfile::sendfile;
 pub use shared::SharedWords;

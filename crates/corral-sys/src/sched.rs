@@ -16,19 +16,19 @@ pub fn use_batch_scheduling() -> io::Result<()> {
     Ok(())
 }
 
-/// The calling thread's scheduling policy (`libc::SCHED_OTHER`, `libc::SCHED_BATCH`, …).
-pub fn scheduling_policy() -> io::Result<libc::c_int> {
-    // SAFETY: sched_getscheduler takes a pid only; 0 means the calling thread.
-    let r = unsafe { libc::sched_getscheduler(0) };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(r)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The calling thread's policy (`libc::SCHED_OTHER`, `libc::SCHED_BATCH`, …).
+    fn scheduling_policy() -> io::Result<libc::c_int> {
+        // SAFETY: sched_getscheduler takes a pid only; 0 means the calling thread.
+        let r = unsafe { libc::sched_getscheduler(0) };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(r)
+    }
 
     #[test]
     fn a_thread_switched_to_batch_reports_batch_and_its_children_inherit_it() {

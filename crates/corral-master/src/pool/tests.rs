@@ -78,7 +78,17 @@ async fn submit(pool: &Arc<Pool>, id: u64) -> Result<Ticket, AcquireError> {
 }
 
 /// Takes the next request from the queue as slot `board_slot` would; returns its id.
+/// Takes the next request from the queue as a slot would, and records it on `board_slot`.
 fn take(f: &Fixture, board_slot: usize) -> u64 {
+    let id = take_unrecorded(f);
+    f.board
+        .word(board::slot_word(board_slot))
+        .store(id, Ordering::Release);
+    id
+}
+
+/// Takes the next request from the queue without recording it (a worker killed in between).
+fn take_unrecorded(f: &Fixture) -> u64 {
     let mut buf = vec![0u8; MAX_PACKET];
     let n = recv_packet(
         f.queue.as_fd(),
@@ -91,10 +101,19 @@ fn take(f: &Fixture, board_slot: usize) -> u64 {
     let Some(ToWorker::Request { id, .. }) = decode_to_worker(&mut packet).unwrap() else {
         panic!("the packet does not start with a request");
     };
-    f.board
-        .word(board::slot_word(board_slot))
-        .store(id, Ordering::Release);
     id
+}
+
+/// The request's verdict is a 502: the worker that held it was lost.
+async fn assert_worker_lost(ticket: Ticket) {
+    assert_eq!(
+        within("the verdict", ticket.wait()).await.err(),
+        Some(Unserved::WorkerLost)
+    );
+}
+
+fn is_pending(f: &Fixture, id: u64) -> bool {
+    f.pool.lock().pending.contains_key(&id)
 }
 
 fn answer(slot: &OwnedFd, msg: &ToMaster) {
@@ -211,10 +230,7 @@ async fn a_slot_that_breaks_fails_the_request_it_held_and_reports_the_worker() {
     let other = submit(&f.pool, 10).await.unwrap();
     assert_eq!(take(&f, first), 9);
     drop(slots.pop()); // the worker dies while running request 9
-    assert_eq!(
-        within("the verdict", ticket.wait()).await.err(),
-        Some(Unserved::WorkerLost)
-    );
+    assert_worker_lost(ticket).await;
     assert_eq!(
         within("the event", f.events.recv()).await,
         Some(PoolEvent::WorkerBroken(5))
@@ -321,12 +337,9 @@ async fn a_reaped_worker_fails_what_its_slots_took_even_unwatched() {
     let unrelated = submit(&f.pool, 22).await.unwrap();
     assert_eq!(take(&f, block.first_slot() as usize + 1), 21);
     f.pool.worker_exited(&block);
-    assert_eq!(
-        within("the verdict", ticket.wait()).await.err(),
-        Some(Unserved::WorkerLost)
-    );
+    assert_worker_lost(ticket).await;
     assert!(
-        f.pool.lock().pending.contains_key(&22),
+        is_pending(&f, 22),
         "a request still queued waits for the next worker"
     );
     drop(unrelated);
@@ -338,31 +351,15 @@ async fn a_request_taken_but_never_recorded_is_found_by_the_sweep() {
     let f = fixture(10, 1);
     let (first, _slots) = add_worker(&f, 1, 1);
     let lost = submit(&f.pool, 31).await.unwrap();
-    let mut buf = vec![0u8; MAX_PACKET];
-    recv_packet(
-        f.queue.as_fd(),
-        &mut buf,
-        &mut Vec::new(),
-        RecvFlags::DontWait,
-    )
-    .unwrap();
+    assert_eq!(take_unrecorded(&f), 31);
     let running = submit(&f.pool, 32).await.unwrap();
     assert_eq!(take(&f, first), 32); // this one a slot did record
     let mut suspects = HashSet::new();
     f.pool.sweep(&mut suspects);
-    assert!(
-        f.pool.lock().pending.contains_key(&31),
-        "one look is not enough"
-    );
+    assert!(is_pending(&f, 31), "one look is not enough");
     f.pool.sweep(&mut suspects);
-    assert_eq!(
-        within("the verdict", lost.wait()).await.err(),
-        Some(Unserved::WorkerLost)
-    );
-    assert!(
-        f.pool.lock().pending.contains_key(&32),
-        "a recorded request is left alone"
-    );
+    assert_worker_lost(lost).await;
+    assert!(is_pending(&f, 32), "a recorded request is left alone");
     drop(running);
 }
 
@@ -375,5 +372,5 @@ async fn the_sweep_leaves_queued_requests_alone() {
     for _ in 0..3 {
         f.pool.sweep(&mut suspects);
     }
-    assert!(f.pool.lock().pending.contains_key(&41));
+    assert!(is_pending(&f, 41));
 }
