@@ -35,6 +35,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use corral_proto::board;
+use corral_proto::ring::{self, PushError, Ring};
 use corral_sys::SharedWords;
 use tokio::sync::{mpsc, oneshot, Notify};
 
@@ -54,17 +55,16 @@ pub struct Board {
     pub fd: OwnedFd,
 }
 
-/// Bytes of packets the request queue may hold unread. The kernel caps it at
-/// `net.core.wmem_max` (Debian's default: 208 KiB, a few hundred ordinary requests; 4 MiB on
-/// the benchmark machine). A request that finds the queue full waits in the master for room,
-/// still counted against `--max-queue`.
-const QUEUE_BUFFER: usize = 4 << 20;
+/// How long a request that finds the request ring full waits before it looks again (still
+/// counted against `--max-queue`). The ring holds 4 MiB of packets: thousands of ordinary
+/// requests, or about fifty that carry 80 KiB of body each.
+const RING_FULL_RETRY: std::time::Duration = std::time::Duration::from_millis(1);
 
-/// Creates a pool's request queue and a scoreboard with room for `cfg`'s workers twice over
+/// Creates a pool's request queue (the doorbell socket; the requests themselves go in the
+/// scoreboard's ring) and a scoreboard with room for `cfg`'s workers twice over
 /// (replacements start before the dead are reaped), plus a few spare.
 pub fn make_queue_and_board(cfg: &corral_config::PoolConfig) -> io::Result<(QueueEnds, Board)> {
     let (master, workers) = corral_sys::seqpacket_pair()?;
-    corral_sys::set_send_buffer(std::os::fd::AsFd::as_fd(&master), QUEUE_BUFFER)?;
     let slots = (2 * cfg.workers + 4) * cfg.threads.max(1);
     let (words, fd) = SharedWords::create("corral-scoreboard", board::words(slots))?;
     Ok((QueueEnds { master, workers }, Board { words, fd }))
@@ -131,6 +131,9 @@ struct State {
 
 pub struct Pool {
     state: Mutex<State>,
+    /// Held while a packet is appended to the request ring (it has one producer).
+    pushing: Mutex<()>,
+    /// The master's end of the queue socket, where the doorbell rings.
     queue: PacketWriter,
     board: SharedWords,
     /// Slots per worker: the size of a scoreboard block.
@@ -163,6 +166,7 @@ impl Pool {
         };
         let pool = Pool {
             state: Mutex::new(state),
+            pushing: Mutex::new(()),
             queue: PacketWriter::new(queue)?,
             board,
             threads,
@@ -207,12 +211,40 @@ impl Pool {
             queued: false,
             done: false,
         };
-        if self.queue.send_gathered(packet).await.is_err() {
-            // Nobody holds the queue's other end: the zygote and every worker are gone.
+        self.enqueue(packet).await?;
+        ticket.queued = true;
+        if self.ring().wake_one() && self.queue.ring_doorbell().is_err() {
+            // Nobody holds the queue's other end: the zygote and every worker are gone, and
+            // nobody will ever take the packet.
+            ticket.queued = false;
             return Err(AcquireError::Closed);
         }
-        ticket.queued = true;
         Ok(ticket)
+    }
+
+    /// The request ring, in the scoreboard.
+    fn ring(&self) -> Ring<'_> {
+        Ring::new(self.board.words(board::RING, ring::WORDS))
+    }
+
+    /// Appends `packet` to the request ring, waiting while the ring is full.
+    async fn enqueue(&self, packet: &Gather<'_>) -> Result<(), AcquireError> {
+        loop {
+            let pushed = {
+                let _pusher = self.pushing.lock().unwrap_or_else(|p| p.into_inner());
+                self.ring().push(packet.len(), packet.parts())
+            };
+            match pushed {
+                Ok(()) => return Ok(()),
+                Err(PushError::Full) if !self.lock().closed => {
+                    tokio::time::sleep(RING_FULL_RETRY).await
+                }
+                Err(PushError::Full) => return Err(AcquireError::Closed),
+                Err(PushError::TooLarge) => {
+                    unreachable!("an IPC packet ({} bytes) fits the ring", packet.len())
+                }
+            }
+        }
     }
 
     /// A scoreboard block for a new worker, or `None` if all are taken (workers that died

@@ -43,9 +43,14 @@ impl PacketWriter {
 }
 
 impl PacketWriter {
-    /// Bytes sent on this socket that its peer has not read yet.
-    pub fn unread_bytes(&self) -> io::Result<usize> {
-        corral_sys::unread_bytes(self.fd.get_ref().as_fd())
+    /// Sends a one-byte packet without waiting: the doorbell of a pool's queue socket. A
+    /// socket too full to take it holds enough unread doorbells already.
+    pub fn ring_doorbell(&self) -> io::Result<()> {
+        match corral_sys::try_send_packet(self.fd.get_ref().as_fd(), &[1]) {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Sends `packet` as one packet, its large body chunks straight from where they lie.
@@ -129,6 +134,14 @@ impl<'a> Gather<'a> {
         self.copied.clear();
         self.segments.clear();
         self.len = 0;
+    }
+
+    /// The packet's bytes, piece by piece, in order.
+    pub fn parts(&self) -> impl Iterator<Item = &[u8]> {
+        self.segments.iter().map(|s| match *s {
+            Segment::Copied(start, end) => &self.copied[start..end],
+            Segment::Borrowed(b) => b,
+        })
     }
 
     fn slices(&self) -> Vec<IoSlice<'_>> {

@@ -5,6 +5,7 @@
 //!   left while the request was still in the queue; a worker that takes it from the queue
 //!   skips it (and says `Skipped`). A ring: a later cancellation may overwrite an older one, and then that request
 //!   runs and is aborted the ordinary way.
+//! - **The request ring** (`RING`, [`crate::ring`]): the pool's queue of request packets.
 //! - **Slots** (`slot_word`): each slot writes the id of every request it takes, before
 //!   running it. When a worker dies, the master reads its slots' words to learn which
 //!   requests died with it (those still without a response get a 502). One cache line per
@@ -17,6 +18,12 @@
 /// Entries in the ring of cancelled requests.
 pub const CANCEL_RING: usize = 4096;
 
+/// Where the request ring starts (after the cancel ring); [`crate::ring::WORDS`] long.
+pub const RING: usize = CANCEL_RING;
+
+/// Where the slots' words start.
+const SLOTS: usize = RING + crate::ring::WORDS;
+
 /// Words per slot (64 bytes: one cache line).
 pub const SLOT_STRIDE: usize = 8;
 
@@ -27,7 +34,7 @@ pub fn cancel_word(id: u64) -> usize {
 
 /// The word holding the id of the request slot `slot` took last (0: none yet).
 pub fn slot_word(slot: usize) -> usize {
-    CANCEL_RING + slot * SLOT_STRIDE
+    SLOTS + slot * SLOT_STRIDE
 }
 
 /// The word the master sets when stale frames may wait on slot `slot`'s socket.
@@ -42,7 +49,7 @@ pub fn words(slots: usize) -> usize {
 
 /// How many slots a scoreboard of `words` words has room for.
 pub fn slots(words: usize) -> usize {
-    words.saturating_sub(CANCEL_RING) / SLOT_STRIDE
+    words.saturating_sub(SLOTS) / SLOT_STRIDE
 }
 
 #[cfg(test)]
@@ -51,7 +58,8 @@ mod tests {
 
     #[test]
     fn the_areas_do_not_overlap() {
-        assert!(cancel_word(u64::MAX) < slot_word(0));
+        assert!(cancel_word(u64::MAX) < RING);
+        assert!(RING + crate::ring::WORDS <= slot_word(0));
         assert_eq!(slot_word(1) - slot_word(0), SLOT_STRIDE);
         assert!(mail_word(0) > slot_word(0) && mail_word(0) < slot_word(1));
         assert_eq!(slots(words(7)), 7);

@@ -5,9 +5,10 @@
 //! wraps it in its own transport, so the codec can be tested byte by byte.
 //!
 //! # Transport
-//! Every channel is a Unix `SOCK_SEQPACKET` socket; a pool's request queue is one whose
-//! receiving end all its workers share, beside one socket per slot. The scoreboard, memory the
-//! master shares with the workers, has its layout in [`board`]. One *packet* carries one or more *frames*;
+//! Every channel is a Unix `SOCK_SEQPACKET` socket, but for a pool's request queue: its packets
+//! travel in a [`ring`] in the scoreboard, memory the master shares with the workers (layout in
+//! [`board`]), and its socket, whose receiving end all the workers share, only carries the
+//! doorbell that wakes a sleeping slot. Each slot has a socket of its own. One *packet* carries one or more *frames*;
 //! a sender may batch several frames (a response head, its body and its end) into one packet so
 //! that a small response costs one system call. A packet never exceeds [`MAX_PACKET`] bytes, so a
 //! receiver reading with a buffer of that size never truncates one. File descriptors travel as
@@ -21,8 +22,8 @@
 //!
 //! # Conversations
 //! ```text
-//! master → request queue: Request{id, head} Body{id, chunk}* [BodyEnd{id}]   (one packet; the
-//!                           first idle slot of any worker takes it)
+//! master → request ring:  Request{id, head} Body{id, chunk}* [BodyEnd{id}]   (one packet; an
+//!                           idle slot of any worker takes it)
 //! master ⇄ worker slot:   ← Ready{pid, version}
 //!                         ← Taken{id}   (only if BodyEnd was not in the queued packet)
 //!                         ← Skipped{id} (it was cancelled while queued: not run)
@@ -41,6 +42,7 @@ pub mod board;
 pub mod codec;
 pub mod head;
 pub mod msg;
+pub mod ring;
 
 pub use codec::{
     body_frame_header, encode, encode_chunk, encode_request, Decode, DecodeError, Encode,

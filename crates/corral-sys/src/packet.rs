@@ -49,37 +49,10 @@ pub fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
     Ok(())
 }
 
-/// Asks for a send buffer of `bytes` on `sock` (the kernel caps it at `net.core.wmem_max`
-/// and doubles it for its own bookkeeping). For a socket pair this bounds how many bytes of
-/// packets may wait unread in the peer.
-pub fn set_send_buffer(sock: BorrowedFd<'_>, bytes: usize) -> io::Result<()> {
-    let value = bytes.min(libc::c_int::MAX as usize) as libc::c_int;
-    // SAFETY: setsockopt reads one c_int from `value`, which lives for the call.
-    cvt(unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_SNDBUF,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    })?;
-    Ok(())
-}
-
 /// Sends one packet, with `fds` attached as `SCM_RIGHTS` when not empty. Never raises SIGPIPE:
 /// a vanished peer is `EPIPE`.
 pub fn send_packet(sock: BorrowedFd<'_>, data: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<usize> {
     send_packet_vectored(sock, &[IoSlice::new(data)], fds)
-}
-
-/// Bytes this socket has sent that its peer has not read yet (`SIOCOUTQ`): 0 when every
-/// packet sent on it has been received.
-pub fn unread_bytes(sock: BorrowedFd<'_>) -> io::Result<usize> {
-    let mut n: libc::c_int = 0;
-    // SAFETY: SIOCOUTQ (TIOCOUTQ) writes one c_int through the pointer, which lives for the call.
-    cvt(unsafe { libc::ioctl(sock.as_raw_fd(), libc::TIOCOUTQ, &mut n) })?;
-    Ok(n.max(0) as usize)
 }
 
 /// Sends one packet without waiting: `WouldBlock` if the socket buffer has no room for it.
@@ -329,17 +302,6 @@ mod tests {
         drop(d);
         let e = send_packet(c.as_fd(), b"x", &[]).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::EPIPE));
-    }
-
-    #[test]
-    fn unread_bytes_count_what_the_peer_has_not_received() {
-        let (a, b) = seqpacket_pair().unwrap();
-        assert_eq!(unread_bytes(a.as_fd()).unwrap(), 0);
-        send_packet(a.as_fd(), b"queued", &[]).unwrap();
-        assert!(unread_bytes(a.as_fd()).unwrap() > 0);
-        let mut buf = [0u8; 16];
-        recv_packet(b.as_fd(), &mut buf, &mut Vec::new(), RecvFlags::Wait).unwrap();
-        assert_eq!(unread_bytes(a.as_fd()).unwrap(), 0);
     }
 
     #[test]

@@ -93,6 +93,19 @@ impl SharedWords {
         // aligned (so every word is 8-byte aligned) and is only accessed atomically.
         unsafe { &*self.ptr.as_ptr().add(i) }
     }
+
+    /// Words `start .. start + len`. Panics when the range is out of bounds.
+    pub fn words(&self, start: usize, len: usize) -> &[AtomicU64] {
+        let end = start.checked_add(len);
+        assert!(
+            end.is_some_and(|end| end <= self.len),
+            "shared words {start}+{len} of {}",
+            self.len
+        );
+        // SAFETY: the range lies inside the mapping (checked above), which lives as long as
+        // `self`, is 8-byte aligned, and is only accessed atomically.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().add(start), len) }
+    }
 }
 
 impl Drop for SharedWords {
@@ -140,6 +153,7 @@ mod tests {
         assert_eq!(b.word(3).load(Ordering::Acquire), 42);
         assert_eq!(b.word(15).fetch_add(1, Ordering::AcqRel), 0);
         assert_eq!(a.word(15).load(Ordering::Acquire), 1);
+        assert_eq!(b.words(14, 2)[1].load(Ordering::Acquire), 1);
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! The blocking worker end of one slot: the pool's request queue it takes requests from, and
-//! its own IPC socket to the master.
+//! The blocking worker end of one slot: the pool's request queue it takes requests from (a
+//! ring in shared memory, with a socket to sleep on while it is empty), and its own IPC socket
+//! to the master.
 //!
-//! A request arrives on the queue as one packet (its head and as much of its body as fits);
+//! A request arrives in the ring as one packet (its head and as much of its body as fits);
 //! the slot writes the request's id on its scoreboard word at once, so that the master knows
 //! which request died if this process does. Everything else of that request — the rest of
 //! its body, an `Abort` — arrives on the slot's own socket, and the response goes back there.
@@ -17,19 +18,27 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
+use corral_proto::ring::{self, Ring};
 use corral_proto::{
     board, decode_to_worker, encode, encode_chunk, Encode, FailKind, RequestHead, ResponseHead,
     ToMaster, ToWorker, MAX_CHUNK, MAX_PACKET, WIRE_VERSION,
 };
 use corral_python::{Outcome, Transport};
-use corral_sys::{recv_packet_into, send_packet, RecvFlags, SharedWords};
+use corral_sys::{recv_packet, recv_packet_into, send_packet, RecvFlags, SharedWords};
 
-/// What every slot of a pool shares: the receiving end of the request queue and the
-/// scoreboard (see `corral_proto::board`).
+/// What every slot of a pool shares: the scoreboard (see `corral_proto::board`), whose request
+/// ring holds the queued requests, and the receiving end of the queue socket, on which a slot
+/// that found the ring empty sleeps until the master rings its doorbell.
 #[derive(Clone)]
 pub struct PoolShare {
     pub queue: Arc<OwnedFd>,
     pub board: Arc<SharedWords>,
+}
+
+impl PoolShare {
+    fn ring(&self) -> Ring<'_> {
+        Ring::new(self.board.words(board::RING, ring::WORDS))
+    }
 }
 
 /// What the slot thread should do next.
@@ -157,12 +166,7 @@ impl SlotChannel {
     /// Takes one packet from the queue: `None` if its request was cancelled.
     fn take_from_queue(&mut self, how: RecvFlags) -> io::Result<Option<(u64, Box<RequestHead>)>> {
         self.discard_stale()?;
-        let mut fds = Vec::new();
-        let queue = self.pool.queue.as_fd();
-        let n = recv_packet_into(queue, &mut self.rx, MAX_PACKET, &mut fds, how)?;
-        if n == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
+        self.take_packet(how)?;
         let mut packet = self.rx.split();
         let Some(ToWorker::Request { id, head }) =
             decode_to_worker(&mut packet).map_err(invalid)?
@@ -198,6 +202,35 @@ impl SlotChannel {
             self.send_now(&ToMaster::Taken { id })?;
         }
         Ok(Some((id, head)))
+    }
+
+    /// Takes the next packet from the request ring into `rx`, sleeping on the queue socket
+    /// while the ring is empty (unless `how` says not to wait: `WouldBlock` then).
+    fn take_packet(&mut self, how: RecvFlags) -> io::Result<()> {
+        let pool = self.pool.clone();
+        let ring = pool.ring();
+        loop {
+            if ring.take(&mut self.rx).map_err(invalid)? {
+                return Ok(());
+            }
+            if how == RecvFlags::DontWait {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            if ring.start_sleeping() {
+                self.wait_for_doorbell()?;
+            }
+        }
+    }
+
+    /// Blocks until the master rings the queue's doorbell (or closes the queue: end of
+    /// stream).
+    fn wait_for_doorbell(&self) -> io::Result<()> {
+        let mut bell = [0u8; 8];
+        let queue = self.pool.queue.as_fd();
+        match recv_packet(queue, &mut bell, &mut Vec::new(), RecvFlags::Wait)? {
+            0 => Err(io::ErrorKind::UnexpectedEof.into()),
+            _ => Ok(()),
+        }
     }
 
     /// Between requests everything the master sent this slot is stale: frames of finished

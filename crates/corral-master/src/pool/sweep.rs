@@ -31,7 +31,7 @@ impl Pool {
     /// waited while the queue was empty (so some slot had taken it) and no slot's word held
     /// it. Two looks, because a slot writes its word an instant after it takes a packet.
     pub(super) fn sweep(&self, suspects: &mut HashSet<u64>) {
-        let queue_empty = self.queue.unread_bytes().is_ok_and(|n| n == 0);
+        let queue_empty = self.ring().is_empty();
         if !queue_empty || self.lock().pending.is_empty() {
             suspects.clear();
             return;

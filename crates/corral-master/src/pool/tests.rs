@@ -12,7 +12,7 @@ use corral_sys::{recv_packet, send_packet, RecvFlags};
 struct Fixture {
     pool: Arc<Pool>,
     events: mpsc::UnboundedReceiver<PoolEvent>,
-    /// The workers' end of the request queue.
+    /// The workers' end of the queue socket (where sleeping slots hear the doorbell).
     queue: OwnedFd,
     /// The scoreboard as a worker maps it.
     board: SharedWords,
@@ -89,15 +89,9 @@ fn take(f: &Fixture, board_slot: usize) -> u64 {
 
 /// Takes the next request from the queue without recording it (a worker killed in between).
 fn take_unrecorded(f: &Fixture) -> u64 {
-    let mut buf = vec![0u8; MAX_PACKET];
-    let n = recv_packet(
-        f.queue.as_fd(),
-        &mut buf,
-        &mut Vec::new(),
-        RecvFlags::DontWait,
-    )
-    .expect("a request in the queue");
-    let mut packet = BytesMut::from(&buf[..n]);
+    let ring = corral_proto::ring::Ring::new(f.board.words(board::RING, ring::WORDS));
+    let mut packet = BytesMut::new();
+    assert!(ring.take(&mut packet).unwrap(), "a request in the queue");
     let Some(ToWorker::Request { id, .. }) = decode_to_worker(&mut packet).unwrap() else {
         panic!("the packet does not start with a request");
     };
@@ -373,4 +367,33 @@ async fn the_sweep_leaves_queued_requests_alone() {
         f.pool.sweep(&mut suspects);
     }
     assert!(is_pending(&f, 41));
+}
+
+#[tokio::test]
+async fn a_request_rings_the_doorbell_only_for_a_sleeping_slot() {
+    let f = fixture(10, 1);
+    let _worker = add_worker(&f, 1, 1);
+    let ring = f.pool.ring();
+    let mut bell = [0u8; 8];
+    let doorbell =
+        |bell: &mut [u8]| recv_packet(f.queue.as_fd(), bell, &mut Vec::new(), RecvFlags::DontWait);
+    let _first = submit(&f.pool, 1).await.unwrap();
+    assert_eq!(
+        doorbell(&mut bell).unwrap_err().kind(),
+        io::ErrorKind::WouldBlock,
+        "nobody slept: no doorbell"
+    );
+    assert_eq!(take_unrecorded(&f), 1);
+    assert!(
+        ring.start_sleeping(),
+        "the ring is empty: the slot may sleep"
+    );
+    let _second = submit(&f.pool, 2).await.unwrap();
+    assert_eq!(doorbell(&mut bell).unwrap(), 1, "the sleeper's doorbell");
+    let _third = submit(&f.pool, 3).await.unwrap();
+    assert!(
+        doorbell(&mut bell).is_err(),
+        "one doorbell per sleeper, not per request"
+    );
+    assert_eq!((take_unrecorded(&f), take_unrecorded(&f)), (2, 3));
 }

@@ -41,17 +41,18 @@ fn channel() -> (SlotChannel, OwnedFd, OwnedFd) {
     (SlotChannel::new(ours, pool, 0), master, master_queue)
 }
 
-fn queue_request(queue: &OwnedFd, id: u64) {
+/// Puts request `id` in the ring, as the master does (without ringing the doorbell).
+fn queue_request(pool: &PoolShare, id: u64) {
     let mut out = BytesMut::new();
     let head = Box::new(RequestHead::default());
     encode(&ToWorker::Request { id, head }, &mut out);
     encode(&ToWorker::BodyEnd { id, complete: true }, &mut out);
-    send_packet(queue.as_fd(), &out, &[]).unwrap();
+    pool.ring().push(out.len(), [&out[..]]).unwrap();
 }
 
 #[test]
 fn an_idle_slot_drops_stale_frames_when_the_master_says_so() {
-    let (mut chan, master, queue) = channel();
+    let (mut chan, master, _queue) = channel();
     let mut stale = BytesMut::new();
     encode(&ToWorker::Abort { id: 1 }, &mut stale);
     for _ in 0..3 {
@@ -61,7 +62,7 @@ fn an_idle_slot_drops_stale_frames_when_the_master_says_so() {
         .board
         .word(chan.mail_word)
         .store(1, Ordering::Release);
-    queue_request(&queue, 2);
+    queue_request(&chan.pool, 2);
     assert!(matches!(chan.next_request(), Next::Request { id: 2, .. }));
     assert_eq!(
         chan.pool
@@ -93,36 +94,29 @@ fn an_idle_slot_drops_stale_frames_when_the_master_says_so() {
 
 #[test]
 fn an_idle_slot_whose_master_let_go_takes_no_more_requests() {
-    let (mut chan, master, queue) = channel();
+    let (mut chan, master, _queue) = channel();
     drop(master);
     chan.pool
         .board
         .word(chan.mail_word)
         .store(1, Ordering::Release);
-    queue_request(&queue, 5);
+    queue_request(&chan.pool, 5);
     assert!(matches!(chan.next_request(), Next::Closed));
-    let mut buf = [0u8; 256];
-    let still_queued = corral_sys::recv_packet(
-        chan.pool.queue.as_fd(),
-        &mut buf,
-        &mut Vec::new(),
-        RecvFlags::DontWait,
-    );
     assert!(
-        still_queued.unwrap() > 0,
+        !chan.pool.ring().is_empty(),
         "the request stays for another worker"
     );
 }
 
 #[test]
 fn a_cancelled_request_is_skipped() {
-    let (mut chan, master, queue) = channel();
+    let (mut chan, master, _queue) = channel();
     chan.pool
         .board
         .word(board::cancel_word(7))
         .store(7, Ordering::Release);
-    queue_request(&queue, 7);
-    queue_request(&queue, 8);
+    queue_request(&chan.pool, 7);
+    queue_request(&chan.pool, 8);
     assert!(matches!(chan.next_request(), Next::Request { id: 8, .. }));
     assert_eq!(received(&master), [ToMaster::Skipped { id: 7 }]);
 }
@@ -152,4 +146,33 @@ fn closing_frames_never_push_a_packet_past_the_limit() {
         frames[2..],
         [ToMaster::Complete { id: 1 }, ToMaster::End { id: 1 }]
     );
+}
+
+#[test]
+fn a_slot_sleeps_on_an_empty_ring_until_the_doorbell_rings() {
+    let (mut chan, _master, queue) = channel();
+    let pool = chan.pool.clone();
+    assert!(chan.try_next_request().is_none(), "nothing queued");
+    let slot = std::thread::spawn(move || match chan.next_request() {
+        Next::Request { id, .. } => Some(id),
+        Next::Closed => None,
+    });
+    // The slot counts itself a sleeper before it blocks.
+    let ring = pool.ring();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !ring.wake_one() {
+        assert!(std::time::Instant::now() < deadline, "the slot never slept");
+        std::thread::yield_now();
+    }
+    queue_request(&pool, 3);
+    send_packet(queue.as_fd(), &[1], &[]).unwrap();
+    assert_eq!(slot.join().unwrap(), Some(3));
+}
+
+#[test]
+fn a_sleeping_slot_closes_when_the_master_closes_the_queue() {
+    let (mut chan, _master, queue) = channel();
+    let slot = std::thread::spawn(move || matches!(chan.next_request(), Next::Closed));
+    drop(queue);
+    assert!(slot.join().unwrap());
 }

@@ -1,0 +1,161 @@
+use super::*;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+fn area() -> Vec<AtomicU64> {
+    (0..WORDS).map(|_| AtomicU64::new(0)).collect()
+}
+
+/// A packet of `len` bytes that says which one it is: `seq` repeated.
+fn packet(seq: u64, len: usize) -> Vec<u8> {
+    seq.to_le_bytes()
+        .iter()
+        .copied()
+        .cycle()
+        .take(len)
+        .collect()
+}
+
+fn take_one(ring: &Ring<'_>) -> Option<Vec<u8>> {
+    let mut out = BytesMut::new();
+    ring.take(&mut out).unwrap().then(|| out.to_vec())
+}
+
+#[test]
+fn a_packet_comes_out_as_it_went_in_whatever_its_parts() {
+    let area = area();
+    let ring = Ring::new(&area);
+    assert!(ring.is_empty());
+    let whole: Vec<u8> = (0..=250u8).collect();
+    let parts: [&[u8]; 5] = [
+        &whole[..3],
+        &[],
+        &whole[3..20],
+        &whole[20..21],
+        &whole[21..],
+    ];
+    ring.push(whole.len(), parts).unwrap();
+    ring.push(0, []).unwrap();
+    assert!(!ring.is_empty());
+    assert_eq!(take_one(&ring).unwrap(), whole);
+    assert_eq!(
+        take_one(&ring).unwrap(),
+        Vec::<u8>::new(),
+        "an empty packet"
+    );
+    assert_eq!(take_one(&ring), None);
+    assert!(ring.is_empty());
+}
+
+#[test]
+fn packets_wrap_around_the_end_in_order() {
+    let area = area();
+    let ring = Ring::new(&area);
+    // Odd sizes, so packets straddle the end of the data and padding is needed.
+    let len = 8 * 1000 + 5;
+    for seq in 0..(3 * DATA_WORDS / 1000) as u64 {
+        ring.push(len, [packet(seq, len).as_slice()]).unwrap();
+        if seq % 3 == 2 {
+            for back in (0..3).rev() {
+                assert_eq!(take_one(&ring).unwrap(), packet(seq - back, len));
+            }
+        }
+    }
+}
+
+#[test]
+fn a_full_ring_refuses_until_a_packet_is_taken() {
+    let area = area();
+    let ring = Ring::new(&area);
+    let len = MAX_PACKET_BYTES / 2;
+    let mut pushed = 0;
+    while ring.push(len, [packet(pushed, len).as_slice()]).is_ok() {
+        pushed += 1;
+    }
+    assert_eq!(
+        ring.push(len, [packet(pushed, len).as_slice()]),
+        Err(PushError::Full)
+    );
+    assert!(pushed >= 7, "the ring holds several of the largest packets");
+    assert_eq!(take_one(&ring).unwrap(), packet(0, len));
+    ring.push(len, [packet(pushed, len).as_slice()]).unwrap();
+    let too_big = vec![0; MAX_PACKET_BYTES + 1];
+    assert_eq!(
+        ring.push(too_big.len(), [too_big.as_slice()]),
+        Err(PushError::TooLarge)
+    );
+}
+
+#[test]
+fn a_header_no_master_wrote_is_reported() {
+    let area = area();
+    let ring = Ring::new(&area);
+    ring.push(16, [[1u8; 16].as_slice()]).unwrap();
+    area[CONTROL_WORDS].store(1 << 40, Ordering::Relaxed);
+    let err = ring.take(&mut BytesMut::new()).unwrap_err();
+    assert_eq!(err.position, 0);
+}
+
+#[test]
+fn a_sleeper_is_counted_only_while_the_ring_is_empty() {
+    let area = area();
+    let ring = Ring::new(&area);
+    assert!(!ring.wake_one(), "nobody sleeps yet");
+    assert!(ring.start_sleeping());
+    assert!(ring.start_sleeping());
+    ring.push(1, [[9u8].as_slice()]).unwrap();
+    assert!(!ring.start_sleeping(), "a packet waits: take it instead");
+    assert!(ring.wake_one());
+    assert!(ring.wake_one());
+    assert!(
+        !ring.wake_one(),
+        "both sleepers were woken, the third never slept"
+    );
+}
+
+/// One producer, several consumers on threads: every packet is taken once, whole.
+#[test]
+fn concurrent_slots_take_every_packet_exactly_once() {
+    const PACKETS: u64 = 40_000;
+    const SLOTS: usize = 4;
+    let area: Arc<Vec<AtomicU64>> = Arc::new(area());
+    let taken = Arc::new(Mutex::new(Vec::new()));
+    let done = Arc::new(AtomicBool::new(false));
+    let slots: Vec<_> = (0..SLOTS)
+        .map(|_| {
+            let (area, taken, done) = (area.clone(), taken.clone(), done.clone());
+            std::thread::spawn(move || {
+                let ring = Ring::new(&area);
+                let mut mine = Vec::new();
+                loop {
+                    match take_one(&ring) {
+                        Some(p) => mine.push(p),
+                        None if done.load(Ordering::Acquire) && ring.is_empty() => break,
+                        None => std::thread::yield_now(),
+                    }
+                }
+                taken.lock().unwrap().extend(mine);
+            })
+        })
+        .collect();
+    let ring = Ring::new(&area);
+    for seq in 0..PACKETS {
+        let len = 8 + (seq as usize * 7919) % 3000;
+        let p = packet(seq, len);
+        while ring.push(len, [p.as_slice()]) == Err(PushError::Full) {
+            std::thread::yield_now();
+        }
+    }
+    done.store(true, Ordering::Release);
+    for s in slots {
+        s.join().unwrap();
+    }
+    let mut seen = vec![false; PACKETS as usize];
+    for p in taken.lock().unwrap().iter() {
+        let seq = u64::from_le_bytes(p[..8].try_into().unwrap());
+        assert_eq!(*p, packet(seq, p.len()), "packet {seq} is whole");
+        assert!(!seen[seq as usize], "packet {seq} was taken twice");
+        seen[seq as usize] = true;
+    }
+    assert!(seen.iter().all(|s| *s), "every packet was taken");
+}
