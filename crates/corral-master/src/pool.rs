@@ -35,7 +35,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use corral_proto::board;
-use corral_proto::ring::{self, PushError, Ring};
+use corral_proto::ring::{PushError, Ring};
 use corral_sys::SharedWords;
 use tokio::sync::{mpsc, oneshot, Notify};
 
@@ -135,7 +135,7 @@ pub struct Pool {
     pushing: Mutex<()>,
     /// The master's end of the queue socket, where the doorbell rings.
     queue: PacketWriter,
-    board: SharedWords,
+    board: Arc<SharedWords>,
     /// Slots per worker: the size of a scoreboard block.
     threads: usize,
     /// Signalled whenever a lease ends or a slot is lost (see `wait_until_all_idle`).
@@ -168,7 +168,7 @@ impl Pool {
             state: Mutex::new(state),
             pushing: Mutex::new(()),
             queue: PacketWriter::new(queue)?,
-            board,
+            board: Arc::new(board),
             threads,
             released: Notify::new(),
             max_queue,
@@ -222,9 +222,14 @@ impl Pool {
         Ok(ticket)
     }
 
+    /// The scoreboard, for the slots of a new worker (their response rings are there).
+    pub fn board(&self) -> Arc<SharedWords> {
+        self.board.clone()
+    }
+
     /// The request ring, in the scoreboard.
     fn ring(&self) -> Ring<'_> {
-        Ring::new(self.board.words(board::RING, ring::WORDS))
+        board::request_ring(self.board.all())
     }
 
     /// Appends `packet` to the request ring, waiting while the ring is full.
@@ -251,10 +256,23 @@ impl Pool {
     /// have not all been reaped yet).
     pub fn reserve_block(self: &Arc<Self>) -> Option<Arc<BoardBlock>> {
         let block = self.lock().free_blocks.pop()?;
-        Some(Arc::new(BoardBlock {
+        let block = Arc::new(BoardBlock {
             pool: self.clone(),
             block,
-        }))
+        });
+        self.clear_slots(&block);
+        Some(block)
+    }
+
+    /// Forgets what a dead worker left in a block's response rings and wake words; nobody
+    /// else holds the block (its last worker was reaped, every slot of it was dropped).
+    fn clear_slots(&self, block: &BoardBlock) {
+        let first = block.first_slot() as usize;
+        for slot in first..first + self.threads {
+            board::response_ring(self.board.all(), slot).reset();
+            let wake = self.board.word(board::wake_word(slot));
+            wake.store(0, Ordering::SeqCst);
+        }
     }
 
     /// Adds the ready slots of a new worker, whose scoreboard block is `block`.

@@ -1,5 +1,5 @@
-//! The master end of one worker slot's IPC socket, on tokio, and the writer of packets to a
-//! socket (a slot, or the pool's request queue).
+//! The master end of one worker slot — its response ring and its IPC socket, on tokio — and
+//! the writer of packets to a socket (a slot, or the pool's queue socket).
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
@@ -8,8 +8,11 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use bytes::BytesMut;
+use corral_proto::board;
+use corral_proto::ring::{Ring, Taken};
 use corral_proto::{body_frame_header, decode_to_master, encode, ToMaster, ToWorker, MAX_PACKET};
-use corral_sys::{recv_packet_into, send_packet, send_packet_vectored, RecvFlags};
+use corral_sys::{recv_packet_into, send_packet, send_packet_vectored, RecvFlags, SharedWords};
+use std::sync::atomic::Ordering;
 use tokio::io::unix::AsyncFd;
 
 /// Identifies one worker process for the master's whole life (pids can be reused).
@@ -155,13 +158,25 @@ impl<'a> Gather<'a> {
     }
 }
 
-/// One slot of a worker process: a socket plus the frames received but not yet consumed.
+/// One slot of a worker process: its response ring and socket, plus the frames received but
+/// not yet consumed.
+///
+/// The worker's packets come through the ring until a switch marker there says they come
+/// through the socket, and through the socket until one ends with `BackToRing` (see
+/// `corral_proto::ring`, "Response rings"). The socket also carries one-byte doorbells, which
+/// the worker sends when this end said it waits (the slot's wake word), and the end of stream
+/// when the worker dies.
 pub struct SlotConn {
     fd: Arc<AsyncFd<OwnedFd>>,
     pub worker: WorkerId,
     pub pid: u32,
     /// The slot's place on the scoreboard (`corral_proto::board::slot_word`).
     pub board_slot: usize,
+    board: Arc<SharedWords>,
+    /// Packets come through the socket now, not the ring.
+    on_socket: bool,
+    /// Packets read from the socket before the ring's switch marker said they come next.
+    early: VecDeque<BytesMut>,
     inbox: VecDeque<ToMaster>,
     /// Descriptors received with `File` frames, in arrival order.
     fds: VecDeque<OwnedFd>,
@@ -173,13 +188,21 @@ pub struct SlotConn {
 }
 
 impl SlotConn {
-    pub fn new(fd: OwnedFd, worker: WorkerId, board_slot: usize) -> io::Result<SlotConn> {
+    pub fn new(
+        fd: OwnedFd,
+        worker: WorkerId,
+        board: Arc<SharedWords>,
+        board_slot: usize,
+    ) -> io::Result<SlotConn> {
         corral_sys::set_nonblocking(fd.as_fd())?;
         Ok(SlotConn {
             fd: Arc::new(register(fd)?),
             worker,
             pid: 0,
             board_slot,
+            board,
+            on_socket: false,
+            early: VecDeque::new(),
             inbox: VecDeque::new(),
             fds: VecDeque::new(),
             rx: BytesMut::with_capacity(MAX_PACKET),
@@ -202,6 +225,61 @@ impl SlotConn {
             if let Some(m) = self.inbox.pop_front() {
                 return Poll::Ready(Ok(Some(m)));
             }
+            if self.on_socket {
+                if let Some(packet) = self.early.pop_front() {
+                    self.decode_socket_packet(packet)?;
+                    continue;
+                }
+            } else if self.read_ring()? {
+                continue;
+            }
+            match ready!(self.poll_socket(cx))? {
+                Socket::Packet(packet) if self.on_socket => self.decode_socket_packet(packet)?,
+                Socket::Packet(packet) => self.early.push_back(packet),
+                Socket::Doorbell => {}
+                // What the worker put in the ring before it died comes first.
+                Socket::End if !self.on_socket && !self.ring().is_empty() => {}
+                Socket::End => return Poll::Ready(Ok(None)),
+            }
+        }
+    }
+
+    fn ring(&self) -> Ring<'_> {
+        board::response_ring(self.board.all(), self.board_slot)
+    }
+
+    /// Reads the ring: true if that gave frames or switched to the socket. When the ring is
+    /// empty, says on the slot's wake word that this end waits (the worker rings the doorbell
+    /// after its next push), and looks once more.
+    fn read_ring(&mut self) -> io::Result<bool> {
+        let board = self.board.clone();
+        let ring = board::response_ring(board.all(), self.board_slot);
+        let mut taken = ring.take(&mut self.rx).map_err(invalid)?;
+        if taken == Taken::Empty {
+            let wake = board.word(board::wake_word(self.board_slot));
+            wake.store(1, Ordering::SeqCst);
+            taken = ring.take(&mut self.rx).map_err(invalid)?;
+            if taken != Taken::Empty {
+                wake.store(0, Ordering::Relaxed);
+            }
+        }
+        match taken {
+            Taken::Empty => Ok(false),
+            Taken::Switch => {
+                self.on_socket = true;
+                Ok(true)
+            }
+            Taken::Packet => {
+                let packet = self.rx.split();
+                self.decode_packet(packet)?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// Waits for the socket and reads one packet from it.
+    fn poll_socket(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Socket>> {
+        loop {
             let mut guard = ready!(self.fd.poll_read_ready(cx))?;
             let mut fds = Vec::new();
             let rx = &mut self.rx;
@@ -214,17 +292,34 @@ impl SlotConn {
                 Err(_would_block) => continue,
             };
             self.fds.extend(fds);
-            if n == 0 {
-                return Poll::Ready(Ok(None));
-            }
-            let mut packet = self.rx.split();
-            while let Some(m) = decode_to_master(&mut packet).map_err(invalid)? {
-                self.inbox.push_back(m);
-            }
-            if !packet.is_empty() {
-                return Poll::Ready(Err(invalid("packet ends inside a frame")));
-            }
+            let packet = self.rx.split();
+            return Poll::Ready(Ok(match n {
+                0 => Socket::End,
+                1 => Socket::Doorbell,
+                _ => Socket::Packet(packet),
+            }));
         }
+    }
+
+    /// Decodes a packet that came through the socket; one that ends with `BackToRing` sends
+    /// this end back to the ring.
+    fn decode_socket_packet(&mut self, packet: BytesMut) -> io::Result<()> {
+        self.decode_packet(packet)?;
+        if self.inbox.back() == Some(&ToMaster::BackToRing) {
+            self.inbox.pop_back();
+            self.on_socket = false;
+        }
+        Ok(())
+    }
+
+    fn decode_packet(&mut self, mut packet: BytesMut) -> io::Result<()> {
+        while let Some(m) = decode_to_master(&mut packet).map_err(invalid)? {
+            self.inbox.push_back(m);
+        }
+        if !packet.is_empty() {
+            return Err(invalid("packet ends inside a frame"));
+        }
+        Ok(())
     }
 
     pub async fn next(&mut self) -> io::Result<Option<ToMaster>> {
@@ -313,6 +408,15 @@ impl SlotConn {
     }
 }
 
+/// What one read of a slot's socket gave.
+enum Socket {
+    Packet(BytesMut),
+    /// The worker pushed into the ring while this end waited.
+    Doorbell,
+    /// The worker closed the socket: it died.
+    End,
+}
+
 /// `BodyEnd{id, complete: false}`: the body stops here, short of what the client meant to send.
 fn encode_cut_body_end(id: u64, out: &mut BytesMut) {
     let end = ToWorker::BodyEnd {
@@ -336,3 +440,6 @@ fn invalid<E: std::fmt::Display>(e: E) -> io::Error {
 pub(crate) fn register(fd: OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
     AsyncFd::new(fd)
 }
+
+#[cfg(test)]
+mod tests;

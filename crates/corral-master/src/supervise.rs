@@ -83,7 +83,8 @@ pub async fn run(
                     };
                     let id = next_id;
                     next_id += 1;
-                    match s.zygote.spawn_worker(id, s.threads, block.first_slot()).await {
+                    let board = s.pool.board();
+                    match s.zygote.spawn_worker(id, s.threads, &board, block.first_slot()).await {
                         Ok(conns) => {
                             let worker = Worker { pid: None, born: Instant::now(), block: block.clone() };
                             workers.insert(id, worker);

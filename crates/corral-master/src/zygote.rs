@@ -8,7 +8,7 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use corral_config::ZygoteConfig;
 use corral_proto::{decode_from_zygote, encode, FromZygote, ToZygote, MAX_PACKET};
-use corral_sys::{recv_packet, send_packet, RecvFlags};
+use corral_sys::{recv_packet, send_packet, RecvFlags, SharedWords};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc;
 
@@ -93,25 +93,26 @@ impl ZygoteHandle {
         }
     }
 
-    /// Asks for one worker process with `slots` threads on scoreboard slots `board ..`;
-    /// returns the master ends of its slot sockets (not ready until each says `Ready`).
+    /// Asks for one worker process with `slots` threads on slots `first ..` of the scoreboard
+    /// `board`; returns the master ends of its slots (not ready until each says `Ready`).
     pub async fn spawn_worker(
         &self,
         worker: WorkerId,
         slots: usize,
-        board: u32,
+        board: &Arc<SharedWords>,
+        first: u32,
     ) -> io::Result<Vec<SlotConn>> {
         let mut ours = Vec::with_capacity(slots);
         let mut theirs = Vec::with_capacity(slots);
         for i in 0..slots {
             let (a, b) = corral_sys::seqpacket_pair()?;
-            ours.push(SlotConn::new(a, worker, board as usize + i)?);
+            ours.push(SlotConn::new(a, worker, board.clone(), first as usize + i)?);
             theirs.push(b);
         }
         let spawn = ToZygote::Spawn {
             worker,
             slots: slots as u32,
-            board,
+            board: first,
         };
         self.send(&spawn, &theirs).await?;
         Ok(ours)

@@ -6,6 +6,11 @@
 //!   skips it (and says `Skipped`). A ring: a later cancellation may overwrite an older one, and then that request
 //!   runs and is aborted the ordinary way.
 //! - **The request ring** (`RING`, [`crate::ring`]): the pool's queue of request packets.
+//! - **Wake** (`wake_word`, beside the slot's word): the master sets it when it waits for the
+//!   slot's next packet; the slot, after it pushed one into its response ring, clears it and
+//!   rings the doorbell on its socket.
+//! - **Response rings** (`response_ring`, after each slot's words): the slot's packets to the
+//!   master.
 //! - **Slots** (`slot_word`): each slot writes the id of every request it takes, before
 //!   running it. When a worker dies, the master reads its slots' words to learn which
 //!   requests died with it (those still without a response get a 502). One cache line per
@@ -15,17 +20,24 @@
 //!   idle slot reads nothing but the queue, so before it waits there again it looks at this
 //!   word and, if set, discards what waits on its own socket (all of it is stale then).
 
+use std::sync::atomic::AtomicU64;
+
+use crate::ring::{self, Ring};
+
 /// Entries in the ring of cancelled requests.
 pub const CANCEL_RING: usize = 4096;
 
-/// Where the request ring starts (after the cancel ring); [`crate::ring::WORDS`] long.
+/// Where the request ring starts (after the cancel ring); [`ring::REQUEST_WORDS`] long.
 pub const RING: usize = CANCEL_RING;
 
 /// Where the slots' words start.
-const SLOTS: usize = RING + crate::ring::WORDS;
+const SLOTS: usize = RING + ring::REQUEST_WORDS;
 
-/// Words per slot (64 bytes: one cache line).
-pub const SLOT_STRIDE: usize = 8;
+/// Words of a slot's own words (one cache line) before its response ring.
+const SLOT_WORDS: usize = 8;
+
+/// Words per slot: its own words, then its response ring.
+pub const SLOT_STRIDE: usize = SLOT_WORDS + ring::RESPONSE_WORDS;
 
 /// The word that says whether request `id` was cancelled (it holds `id` if so).
 pub fn cancel_word(id: u64) -> usize {
@@ -40,6 +52,27 @@ pub fn slot_word(slot: usize) -> usize {
 /// The word the master sets when stale frames may wait on slot `slot`'s socket.
 pub fn mail_word(slot: usize) -> usize {
     slot_word(slot) + 1
+}
+
+/// The word the master sets when it waits for slot `slot`'s next packet.
+pub fn wake_word(slot: usize) -> usize {
+    slot_word(slot) + 2
+}
+
+/// Where slot `slot`'s response ring starts ([`ring::RESPONSE_WORDS`] long).
+fn response_ring_word(slot: usize) -> usize {
+    slot_word(slot) + SLOT_WORDS
+}
+
+/// The pool's request ring in the scoreboard `board`.
+pub fn request_ring(board: &[AtomicU64]) -> Ring<'_> {
+    Ring::new(&board[RING..RING + ring::REQUEST_WORDS])
+}
+
+/// Slot `slot`'s response ring in the scoreboard `board`.
+pub fn response_ring(board: &[AtomicU64], slot: usize) -> Ring<'_> {
+    let start = response_ring_word(slot);
+    Ring::new(&board[start..start + ring::RESPONSE_WORDS])
 }
 
 /// Words in a scoreboard with room for `slots` slots.
@@ -59,9 +92,11 @@ mod tests {
     #[test]
     fn the_areas_do_not_overlap() {
         assert!(cancel_word(u64::MAX) < RING);
-        assert!(RING + crate::ring::WORDS <= slot_word(0));
+        assert!(RING + ring::REQUEST_WORDS <= slot_word(0));
         assert_eq!(slot_word(1) - slot_word(0), SLOT_STRIDE);
-        assert!(mail_word(0) > slot_word(0) && mail_word(0) < slot_word(1));
+        assert!(mail_word(0) > slot_word(0) && wake_word(0) > mail_word(0));
+        assert!(wake_word(0) < response_ring_word(0));
+        assert_eq!(response_ring_word(0) + ring::RESPONSE_WORDS, slot_word(1));
         assert_eq!(slots(words(7)), 7);
         assert!(slot_word(6) < words(7));
     }

@@ -324,6 +324,7 @@ impl Encode for ToMaster {
             ToMaster::Complete { id } => frame(out, 8, |o| o.put_u64_le(*id)),
             ToMaster::Taken { id } => frame(out, 9, |o| o.put_u64_le(*id)),
             ToMaster::Skipped { id } => frame(out, 10, |o| o.put_u64_le(*id)),
+            ToMaster::BackToRing => frame(out, 11, |_| {}),
         }
     }
 }
@@ -364,6 +365,7 @@ impl Decode for ToMaster {
             8 => ToMaster::Complete { id: get_u64(p)? },
             9 => ToMaster::Taken { id: get_u64(p)? },
             10 => ToMaster::Skipped { id: get_u64(p)? },
+            11 => ToMaster::BackToRing,
             t => return Err(DecodeError::UnknownTag(t)),
         })
     }

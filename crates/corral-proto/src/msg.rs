@@ -91,13 +91,20 @@ pub enum ToMaster {
     Skipped {
         id: u64,
     },
+    /// Last in a packet on the slot's socket: the slot's next packets come through its
+    /// response ring again (see [`crate::ring`]). The master's slot reader consumes it.
+    BackToRing,
 }
 
+/// Bytes of an encoded [`ToMaster::BackToRing`]: length and tag.
+pub const BACK_TO_RING_FRAME: usize = 4 + 1;
+
 impl ToMaster {
-    /// The request a frame belongs to (`None` for the slot's own `Ready` / `LoadFailed`).
+    /// The request a frame belongs to (`None` for the slot's own `Ready`, `LoadFailed` and
+    /// `BackToRing`).
     pub fn id(&self) -> Option<u64> {
         match self {
-            ToMaster::Ready { .. } | ToMaster::LoadFailed { .. } => None,
+            ToMaster::Ready { .. } | ToMaster::LoadFailed { .. } | ToMaster::BackToRing => None,
             ToMaster::ResponseHead { id, .. }
             | ToMaster::Chunk { id, .. }
             | ToMaster::File { id, .. }

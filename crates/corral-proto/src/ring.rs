@@ -1,10 +1,15 @@
-//! The request ring: a pool's queue of request packets, in the memory the master shares with
-//! its workers (an area of the scoreboard, see [`crate::board`]).
+//! Rings of packets in the memory the master shares with its workers (areas of the
+//! scoreboard, see [`crate::board`]):
 //!
-//! One producer (the master, which serialises its own threads) appends packets; any number of
-//! consumers (the idle slots of every worker) take them. Taking one costs no system call, so a
-//! worker that finishes a request under load takes the next without entering the kernel, and
-//! the master queues one without entering it either.
+//! - **the request ring**, a pool's queue of request packets: one producer (the master, which
+//!   serialises its own threads) appends packets, any number of consumers (the idle slots of
+//!   every worker) take them;
+//! - **a response ring** per slot: the slot's packets to the master, one producer and one
+//!   consumer (see "Response rings" below).
+//!
+//! Passing a packet costs no system call, so under load a worker that finishes a request takes
+//! the next and hands over its response without entering the kernel, and the master queues a
+//! request and reads a response without entering it either.
 //!
 //! # Layout
 //! Three control words, each on a cache line of its own, then `data` words:
@@ -14,8 +19,9 @@
 //! - `sleepers`: how many slots said they would block on the queue socket (see below).
 //!
 //! A packet is one header word (its length in bytes) and its bytes packed little endian into
-//! words. A packet never wraps around the end of `data`: when it would, the master writes a
-//! [`SKIP`] header that covers the rest of the lap and starts the packet at the beginning.
+//! words. A packet never wraps around the end of `data`: when it would, the producer writes a
+//! [`SKIP`] header that covers the rest of the lap and starts the packet at the beginning. A
+//! push always leaves one word free, for a [`SWITCH`] marker.
 //!
 //! # Taking a packet, and a worker dying while it does
 //! A consumer copies the packet at `tail` out *first* and then claims it by moving `tail`
@@ -34,19 +40,30 @@
 //! every slot sleeps. A woken slot may find the packet gone (another slot took it); it counts
 //! itself again and goes back to sleep. A doorbell nobody was waiting for only costs a
 //! spurious wake-up.
+//!
+//! # Response rings
+//! The slot's socket stays: it carries the packets that hold a file descriptor or are too large
+//! for the ring, the doorbell that wakes a master waiting for the slot (a one-byte packet, sent
+//! only when the master said it waits: the scoreboard's wake word), and the end of stream when
+//! the worker dies. Order is kept by a [`SWITCH`] marker: a slot that must use the socket
+//! pushes the marker first, and from there on the master reads the socket; the slot returns to
+//! the ring with the frame `BackToRing` at the end of a socket packet, when the ring has room
+//! for another marker (the master may not have read the last one yet). A ring too full for a
+//! packet sends it through the socket too, so a slot never waits for room in its ring: the
+//! socket's own buffer is what holds a worker back from a master that does not read.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::BytesMut;
 
-/// Words of packet data in a pool's ring (4 MiB).
-pub const DATA_WORDS: usize = 1 << 19;
-
 /// Words before the data: three control words, a cache line each.
 pub const CONTROL_WORDS: usize = 3 * LINE;
 
-/// Words of the whole ring area.
-pub const WORDS: usize = CONTROL_WORDS + DATA_WORDS;
+/// Words of a pool's request ring (4 MiB of packets).
+pub const REQUEST_WORDS: usize = CONTROL_WORDS + (1 << 19);
+
+/// Words of a slot's response ring (128 KiB of packets).
+pub const RESPONSE_WORDS: usize = CONTROL_WORDS + (1 << 14);
 
 /// Words per cache line.
 const LINE: usize = 8;
@@ -54,13 +71,18 @@ const LINE: usize = 8;
 /// The header of padding: the rest of the lap holds no packet.
 pub const SKIP: u64 = u64::MAX;
 
-/// The largest packet the ring takes, in bytes (a quarter of it, so that a full ring still
-/// holds several).
-pub const MAX_PACKET_BYTES: usize = DATA_WORDS * 8 / 4;
+/// The header of the marker that says: the next packets come through the socket.
+pub const SWITCH: u64 = u64::MAX - 1;
+
+/// The largest packet a ring of `words` words takes, in bytes (a quarter of its data, so that
+/// a full ring still holds several).
+pub const fn max_packet(words: usize) -> usize {
+    (words - CONTROL_WORDS) * 8 / 4
+}
 
 const _: () = assert!(
-    crate::MAX_PACKET <= MAX_PACKET_BYTES,
-    "every IPC packet fits the ring"
+    crate::MAX_PACKET <= max_packet(REQUEST_WORDS),
+    "every IPC packet fits the request ring"
 );
 
 /// The ring over its area of shared memory.
@@ -75,10 +97,21 @@ pub struct Ring<'a> {
 /// Why a packet was not appended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PushError {
-    /// Not enough room until slots take what waits.
+    /// Not enough room until the consumers take what waits.
     Full,
-    /// Larger than [`MAX_PACKET_BYTES`]: it never fits.
+    /// Larger than [`max_packet`]: it never fits.
     TooLarge,
+}
+
+/// What [`Ring::take`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    /// Nothing waits.
+    Empty,
+    /// A packet, appended to the caller's buffer.
+    Packet,
+    /// A [`SWITCH`] marker: the next packets come through the socket.
+    Switch,
 }
 
 /// The ring's words hold something no master wrote: the memory is corrupt.
@@ -90,9 +123,9 @@ pub struct Corrupt {
 }
 
 impl<'a> Ring<'a> {
-    /// The ring laid out over `area` ([`WORDS`] words; zeroed memory is an empty ring).
+    /// The ring laid out over `area` (zeroed memory is an empty ring).
     pub fn new(area: &'a [AtomicU64]) -> Ring<'a> {
-        assert_eq!(area.len(), WORDS, "a ring area has {WORDS} words");
+        assert!(area.len() > 2 * CONTROL_WORDS, "a ring area holds data");
         Ring {
             head: &area[0],
             tail: &area[LINE],
@@ -112,7 +145,7 @@ impl<'a> Ring<'a> {
         len: usize,
         parts: impl IntoIterator<Item = &'p [u8]>,
     ) -> Result<(), PushError> {
-        if len > MAX_PACKET_BYTES {
+        if len > self.max_packet() {
             return Err(PushError::TooLarge);
         }
         let n = self.data.len() as u64;
@@ -121,7 +154,8 @@ impl<'a> Ring<'a> {
         let tail = self.tail.load(Ordering::Acquire);
         let offset = head % n;
         let pad = if offset + need > n { n - offset } else { 0 };
-        if head - tail + pad + need > n {
+        // One word stays free, for a switch marker.
+        if head - tail + pad + need + 1 > n {
             return Err(PushError::Full);
         }
         if pad > 0 {
@@ -132,14 +166,54 @@ impl<'a> Ring<'a> {
         let written = pack(&self.data[start + 1..], parts);
         debug_assert_eq!(written, len, "the parts add up to the packet's length");
         self.data[start].store(len as u64, Ordering::Relaxed);
-        // SeqCst: publishes the packet (release) and orders this store before the read of
-        // `sleepers` in `wake_one`.
-        self.head.store(head + need, Ordering::SeqCst);
+        self.publish(head + need);
         Ok(())
     }
 
-    /// Takes the oldest packet, appending its bytes to `out`. `Ok(false)`: the ring is empty.
-    pub fn take(&self, out: &mut BytesMut) -> Result<bool, Corrupt> {
+    /// Appends a [`SWITCH`] marker, in the word every push leaves free. Same caller rule as
+    /// [`Ring::push`].
+    pub fn push_switch(&self) -> Result<(), PushError> {
+        let head = self.head.load(Ordering::Relaxed);
+        let tail = self.tail.load(Ordering::Acquire);
+        if head - tail + 1 > self.data.len() as u64 {
+            return Err(PushError::Full);
+        }
+        let offset = head % self.data.len() as u64;
+        self.data[offset as usize].store(SWITCH, Ordering::Relaxed);
+        self.publish(head + 1);
+        Ok(())
+    }
+
+    /// Empties the ring. Only while nobody else uses it: before the slot of a dead worker is
+    /// given to a new one.
+    pub fn reset(&self) {
+        for word in [self.head, self.tail, self.sleepers] {
+            word.store(0, Ordering::SeqCst);
+        }
+    }
+
+    /// Whether a [`SWITCH`] marker would fit now. It keeps fitting until the producer pushes
+    /// again (consumers only make room), so a producer that checks this before it goes back
+    /// to the ring can always leave it again.
+    pub fn has_room_for_switch(&self) -> bool {
+        let head = self.head.load(Ordering::Relaxed);
+        let tail = self.tail.load(Ordering::Acquire);
+        head - tail < self.data.len() as u64
+    }
+
+    /// SeqCst: publishes what was written below `head` (release), and orders this store before
+    /// the producer's next look at whether its consumer sleeps.
+    fn publish(&self, head: u64) {
+        self.head.store(head, Ordering::SeqCst);
+    }
+
+    /// The largest packet this ring takes, in bytes.
+    pub fn max_packet(&self) -> usize {
+        max_packet(self.data.len() + CONTROL_WORDS)
+    }
+
+    /// Takes the oldest packet (appending its bytes to `out`) or marker.
+    pub fn take(&self, out: &mut BytesMut) -> Result<Taken, Corrupt> {
         let n = self.data.len() as u64;
         let kept = out.len();
         // Bounded: every failed claim means another slot took a packet, and the ring holds
@@ -148,12 +222,13 @@ impl<'a> Ring<'a> {
             let tail = self.tail.load(Ordering::Acquire);
             let head = self.head.load(Ordering::Acquire);
             if tail == head {
-                return Ok(false);
+                return Ok(Taken::Empty);
             }
             let offset = tail % n;
             let header = self.data[offset as usize].load(Ordering::Relaxed);
             let next = match self.check(header, tail, head) {
                 Checked::Skip => tail - offset + n,
+                Checked::Switch => tail + 1,
                 Checked::Packet(len) => {
                     unpack(&self.data[offset as usize + 1..], len, out);
                     tail + 1 + words_for(len) as u64
@@ -171,11 +246,12 @@ impl<'a> Ring<'a> {
                     .compare_exchange(tail, next, Ordering::AcqRel, Ordering::Relaxed);
             match claimed {
                 Ok(_) if header == SKIP => continue,
-                Ok(_) => return Ok(true),
+                Ok(_) if header == SWITCH => return Ok(Taken::Switch),
+                Ok(_) => return Ok(Taken::Packet),
                 Err(_) => out.truncate(kept),
             }
         }
-        Ok(false)
+        Ok(Taken::Empty)
     }
 
     /// What the header read at `tail` says, given the `head` read with it.
@@ -183,13 +259,16 @@ impl<'a> Ring<'a> {
         let n = self.data.len() as u64;
         let offset = tail % n;
         let fits = |len: u64| {
-            len as usize <= MAX_PACKET_BYTES && {
+            len as usize <= self.max_packet() && {
                 let need = 1 + words_for(len as usize) as u64;
                 offset + need <= n && tail + need <= head
             }
         };
         if header == SKIP {
             return Checked::Skip;
+        }
+        if header == SWITCH {
+            return Checked::Switch;
         }
         if fits(header) {
             return Checked::Packet(header as usize);
@@ -230,6 +309,7 @@ impl<'a> Ring<'a> {
 
 enum Checked {
     Skip,
+    Switch,
     Packet(usize),
     /// Read while the master overwrote it: look again.
     Stale,

@@ -94,6 +94,11 @@ impl SharedWords {
         unsafe { &*self.ptr.as_ptr().add(i) }
     }
 
+    /// All the words.
+    pub fn all(&self) -> &[AtomicU64] {
+        self.words(0, self.len)
+    }
+
     /// Words `start .. start + len`. Panics when the range is out of bounds.
     pub fn words(&self, start: usize, len: usize) -> &[AtomicU64] {
         let end = start.checked_add(len);

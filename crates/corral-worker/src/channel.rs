@@ -18,10 +18,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use corral_proto::ring::{self, Ring};
+use corral_proto::ring::{Ring, Taken};
 use corral_proto::{
     board, decode_to_worker, encode, encode_chunk, Encode, FailKind, RequestHead, ResponseHead,
-    ToMaster, ToWorker, MAX_CHUNK, MAX_PACKET, WIRE_VERSION,
+    ToMaster, ToWorker, BACK_TO_RING_FRAME, MAX_CHUNK, MAX_PACKET, WIRE_VERSION,
 };
 use corral_python::{Outcome, Transport};
 use corral_sys::{recv_packet, recv_packet_into, send_packet, RecvFlags, SharedWords};
@@ -37,7 +37,11 @@ pub struct PoolShare {
 
 impl PoolShare {
     fn ring(&self) -> Ring<'_> {
-        Ring::new(self.board.words(board::RING, ring::WORDS))
+        board::request_ring(self.board.all())
+    }
+
+    fn response_ring(&self, slot: usize) -> Ring<'_> {
+        board::response_ring(self.board.all(), slot)
     }
 }
 
@@ -54,9 +58,15 @@ pub(crate) enum Next {
 pub struct SlotChannel {
     sock: OwnedFd,
     pool: PoolShare,
-    /// This slot's words on the scoreboard: the request it took, and the master's mail flag.
+    /// This slot's place on the scoreboard (its response ring), and its words there: the
+    /// request it took, the master's mail flag, and the flag of a master waiting for it.
+    board_slot: usize,
     board_word: usize,
     mail_word: usize,
+    wake_word: usize,
+    /// Packets go through the socket until one ends with `BackToRing` (see
+    /// `corral_proto::ring`, "Response rings").
+    on_socket: bool,
     /// Decoded frames not yet consumed.
     inbox: VecDeque<ToWorker>,
     /// Packets land in this buffer's spare room and are split off it: the request body frames
@@ -80,8 +90,11 @@ impl SlotChannel {
         SlotChannel {
             sock,
             pool,
+            board_slot,
             board_word: board::slot_word(board_slot),
             mail_word: board::mail_word(board_slot),
+            wake_word: board::wake_word(board_slot),
+            on_socket: false,
             inbox: VecDeque::new(),
             rx: BytesMut::with_capacity(MAX_PACKET),
             outbox: BytesMut::with_capacity(MAX_PACKET),
@@ -210,8 +223,10 @@ impl SlotChannel {
         let pool = self.pool.clone();
         let ring = pool.ring();
         loop {
-            if ring.take(&mut self.rx).map_err(invalid)? {
-                return Ok(());
+            match ring.take(&mut self.rx).map_err(invalid)? {
+                Taken::Packet => return Ok(()),
+                Taken::Switch => return Err(invalid("a switch marker in the request ring")),
+                Taken::Empty => {}
             }
             if how == RecvFlags::DontWait {
                 return Err(io::ErrorKind::WouldBlock.into());
@@ -280,14 +295,7 @@ impl SlotChannel {
         }
         self.outbox.extend_from_slice(&self.end_frame);
         self.end_frame.clear();
-        match corral_sys::try_send_packet(self.sock.as_fd(), &self.outbox) {
-            Ok(_) => {
-                self.outbox.clear();
-                Ok(true)
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
-            Err(e) => Err(e),
-        }
+        self.deliver(None, Send::DontWait)
     }
 
     /// Sends what is queued and skips whatever is left of the body (may block).
@@ -314,9 +322,64 @@ impl SlotChannel {
         if self.outbox.is_empty() {
             return Ok(());
         }
-        send_packet(self.sock.as_fd(), &self.outbox, &[])?;
-        self.outbox.clear();
-        Ok(())
+        self.deliver(None, Send::Wait).map(drop)
+    }
+
+    /// Sends the outbox as one packet (with `file` attached, if any): into the response ring
+    /// if it can go there, else through the socket (see `corral_proto::ring`, "Response
+    /// rings"). False: `Send::DontWait` and the socket is full (the outbox is kept).
+    fn deliver(&mut self, file: Option<BorrowedFd<'_>>, how: Send) -> io::Result<bool> {
+        let pool = self.pool.clone();
+        let ring = pool.response_ring(self.board_slot);
+        if !self.on_socket {
+            if file.is_none() && ring.push(self.outbox.len(), [&self.outbox[..]]).is_ok() {
+                self.outbox.clear();
+                self.ring_doorbell_if_awaited()?;
+                return Ok(true);
+            }
+            // Too large, full, or a descriptor to pass: the socket from here on.
+            ring.push_switch()
+                .map_err(|_| invalid("no room for a switch marker"))?;
+            self.on_socket = true;
+        }
+        let back = file.is_none()
+            && self.outbox.len() + BACK_TO_RING_FRAME <= ring.max_packet()
+            && ring.has_room_for_switch();
+        let kept = self.outbox.len();
+        if back {
+            encode(&ToMaster::BackToRing, &mut self.outbox);
+        }
+        let files: Vec<BorrowedFd<'_>> = file.into_iter().collect();
+        let sent = match how {
+            Send::Wait => send_packet(self.sock.as_fd(), &self.outbox, &files),
+            Send::DontWait => corral_sys::try_send_packet(self.sock.as_fd(), &self.outbox),
+        };
+        match sent {
+            Ok(_) => {
+                self.outbox.clear();
+                self.on_socket = !back;
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && how == Send::DontWait => {
+                self.outbox.truncate(kept);
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// After a push into the response ring: if the master said it waits for this slot, rings
+    /// the doorbell on the socket. A socket too full for it has a doorbell unread already.
+    fn ring_doorbell_if_awaited(&self) -> io::Result<()> {
+        let wake = self.pool.board.word(self.wake_word);
+        if wake.load(Ordering::SeqCst) == 0 || wake.swap(0, Ordering::SeqCst) == 0 {
+            return Ok(());
+        }
+        match corral_sys::try_send_packet(self.sock.as_fd(), &[1]) {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Queues `End`, `Complete` or `Failed` after what is queued, in a packet of its own if the
@@ -334,6 +397,13 @@ impl SlotChannel {
         }
         Ok(())
     }
+}
+
+/// Whether sending may wait for room in the socket.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Send {
+    Wait,
+    DontWait,
 }
 
 /// The largest of `End`, `Complete` and `Failed`: length, tag, id, failure kind.
@@ -406,9 +476,7 @@ impl Transport for SlotChannel {
             },
             &mut self.outbox,
         );
-        send_packet(self.sock.as_fd(), &self.outbox, &[file])?;
-        self.outbox.clear();
-        Ok(())
+        self.deliver(Some(file), Send::Wait).map(drop)
     }
 
     fn flush(&mut self) -> io::Result<()> {

@@ -37,16 +37,20 @@ fn fixture(max_queue: usize, threads: usize) -> Fixture {
 }
 
 /// Adds a worker of `n` slots; returns its first scoreboard slot and the worker ends of its
-/// slot sockets.
-fn add_worker(f: &Fixture, worker: WorkerId, n: usize) -> (usize, Vec<OwnedFd>) {
+/// slots.
+fn add_worker(f: &Fixture, worker: WorkerId, n: usize) -> (usize, Vec<WorkerEnd>) {
     let block = f.pool.reserve_block().unwrap();
     let first = block.first_slot() as usize;
     let mut conns = Vec::new();
     let mut theirs = Vec::new();
     for i in 0..n {
         let (a, b) = corral_sys::seqpacket_pair().unwrap();
-        conns.push(SlotConn::new(a, worker, block.first_slot() as usize + i).unwrap());
-        theirs.push(b);
+        let board_slot = first + i;
+        conns.push(SlotConn::new(a, worker, f.pool.board(), board_slot).unwrap());
+        theirs.push(WorkerEnd {
+            sock: b,
+            board_slot,
+        });
     }
     f.pool.add_worker(conns, block);
     (first, theirs)
@@ -89,9 +93,14 @@ fn take(f: &Fixture, board_slot: usize) -> u64 {
 
 /// Takes the next request from the queue without recording it (a worker killed in between).
 fn take_unrecorded(f: &Fixture) -> u64 {
-    let ring = corral_proto::ring::Ring::new(f.board.words(board::RING, ring::WORDS));
+    let ring = board::request_ring(f.board.all());
     let mut packet = BytesMut::new();
-    assert!(ring.take(&mut packet).unwrap(), "a request in the queue");
+    let taken = ring.take(&mut packet).unwrap();
+    assert_eq!(
+        taken,
+        corral_proto::ring::Taken::Packet,
+        "a request in the queue"
+    );
     let Some(ToWorker::Request { id, .. }) = decode_to_worker(&mut packet).unwrap() else {
         panic!("the packet does not start with a request");
     };
@@ -110,10 +119,23 @@ fn is_pending(f: &Fixture, id: u64) -> bool {
     f.pool.lock().pending.contains_key(&id)
 }
 
-fn answer(slot: &OwnedFd, msg: &ToMaster) {
+/// The worker's end of a slot.
+struct WorkerEnd {
+    sock: OwnedFd,
+    board_slot: usize,
+}
+
+/// Sends `msg` as the worker does: into the slot's response ring, and the doorbell if the
+/// master waits.
+fn answer(f: &Fixture, slot: &WorkerEnd, msg: &ToMaster) {
     let mut out = BytesMut::new();
     encode(msg, &mut out);
-    send_packet(slot.as_fd(), &out, &[]).unwrap();
+    let ring = board::response_ring(f.board.all(), slot.board_slot);
+    ring.push(out.len(), [&out[..]]).unwrap();
+    let wake = f.board.word(board::wake_word(slot.board_slot));
+    if wake.swap(0, Ordering::SeqCst) == 1 {
+        send_packet(slot.sock.as_fd(), &[1], &[]).unwrap();
+    }
 }
 
 fn head(id: u64) -> ToMaster {
@@ -157,7 +179,7 @@ async fn a_request_goes_to_the_slot_that_takes_it() {
     let (first, slots) = add_worker(&f, 1, 2);
     let ticket = submit(&f.pool, 7).await.unwrap();
     assert_eq!(take(&f, first + 1), 7);
-    answer(&slots[1], &head(7));
+    answer(&f, &slots[1], &head(7));
     let mut lease = within("the lease", ticket.wait()).await.unwrap();
     assert_eq!(lease.conn().board_slot, first + 1);
     assert!(matches!(
@@ -193,7 +215,7 @@ async fn a_request_that_leaves_the_queue_is_marked_cancelled() {
         "until a worker has seen it, it may be running"
     );
     assert_eq!(take(&f, first), 42);
-    answer(&slots[0], &ToMaster::Skipped { id: 42 });
+    answer(&f, &slots[0], &ToMaster::Skipped { id: 42 });
     let later = tokio::time::Instant::now() + Duration::from_secs(5);
     assert!(f.pool.wait_until_all_idle(later).await, "skipped: gone");
 }
@@ -207,11 +229,11 @@ async fn a_request_whose_client_left_while_it_ran_is_waited_for_then_drained() {
     drop(ticket);
     let soon = || tokio::time::Instant::now() + Duration::from_millis(50);
     assert!(!f.pool.wait_until_all_idle(soon()).await, "still running");
-    answer(&slots[0], &head(43));
-    let frames = within("the abort", frames_to_worker(&slots[0], 1)).await;
+    answer(&f, &slots[0], &head(43));
+    let frames = within("the abort", frames_to_worker(&slots[0].sock, 1)).await;
     assert_eq!(frames[0], ToWorker::Abort { id: 43 });
     assert!(!f.pool.wait_until_all_idle(soon()).await, "until its End");
-    answer(&slots[0], &ToMaster::End { id: 43 });
+    answer(&f, &slots[0], &ToMaster::End { id: 43 });
     let later = tokio::time::Instant::now() + Duration::from_secs(5);
     assert!(f.pool.wait_until_all_idle(later).await);
 }
@@ -232,7 +254,7 @@ async fn a_slot_that_breaks_fails_the_request_it_held_and_reports_the_worker() {
     // request 10 is still queued, for the next worker to take
     let (first, slots) = add_worker(&f, 6, 1);
     assert_eq!(take(&f, first), 10);
-    answer(&slots[0], &head(10));
+    answer(&f, &slots[0], &head(10));
     assert!(within("the second lease", other.wait()).await.is_ok());
 }
 
@@ -243,13 +265,13 @@ async fn a_response_nobody_waits_for_is_aborted_and_the_slot_reused() {
     let gone = submit(&f.pool, 3).await.unwrap();
     assert_eq!(take(&f, first), 3);
     drop(gone); // the client left while the app ran
-    answer(&slots[0], &head(3));
-    let frames = within("the abort", frames_to_worker(&slots[0], 1)).await;
+    answer(&f, &slots[0], &head(3));
+    let frames = within("the abort", frames_to_worker(&slots[0].sock, 1)).await;
     assert_eq!(frames[0], ToWorker::Abort { id: 3 });
-    answer(&slots[0], &ToMaster::End { id: 3 });
+    answer(&f, &slots[0], &ToMaster::End { id: 3 });
     let next = submit(&f.pool, 4).await.unwrap();
     assert_eq!(take(&f, first), 4);
-    answer(&slots[0], &head(4));
+    answer(&f, &slots[0], &head(4));
     assert!(within("the next lease", next.wait()).await.is_ok());
 }
 
@@ -262,11 +284,11 @@ async fn idle_means_nothing_waits_and_nothing_is_lent() {
     let ticket = submit(&f.pool, 1).await.unwrap();
     assert!(!f.pool.wait_until_all_idle(soon()).await, "one waits");
     take(&f, first);
-    answer(&slots[0], &head(1));
+    answer(&f, &slots[0], &head(1));
     let mut lease = within("the lease", ticket.wait()).await.unwrap();
     assert!(!f.pool.wait_until_all_idle(soon()).await, "one is lent");
     // the request reads its response to the end before it lets the slot go
-    answer(&slots[0], &ToMaster::End { id: 1 });
+    answer(&f, &slots[0], &ToMaster::End { id: 1 });
     for _ in 0..2 {
         assert!(lease.conn().next().await.unwrap().is_some());
     }
@@ -299,9 +321,9 @@ async fn an_abandoned_request_whose_body_was_still_coming_gets_its_body_ended() 
     let (first, slots) = add_worker(&f, 1, 1);
     let ticket = submit(&f.pool, 8).await.unwrap();
     assert_eq!(take(&f, first), 8);
-    answer(&slots[0], &ToMaster::Taken { id: 8 });
+    answer(&f, &slots[0], &ToMaster::Taken { id: 8 });
     drop(ticket); // the client left as the worker said it took the request
-    let frames = within("the abort", frames_to_worker(&slots[0], 2)).await;
+    let frames = within("the abort", frames_to_worker(&slots[0].sock, 2)).await;
     assert_eq!(
         frames,
         [
@@ -312,7 +334,7 @@ async fn an_abandoned_request_whose_body_was_still_coming_gets_its_body_ended() 
             }
         ]
     );
-    answer(&slots[0], &ToMaster::End { id: 8 });
+    answer(&f, &slots[0], &ToMaster::End { id: 8 });
     assert!(
         f.pool
             .wait_until_all_idle(tokio::time::Instant::now() + Duration::from_secs(5))
@@ -396,4 +418,29 @@ async fn a_request_rings_the_doorbell_only_for_a_sleeping_slot() {
         "one doorbell per sleeper, not per request"
     );
     assert_eq!((take_unrecorded(&f), take_unrecorded(&f)), (2, 3));
+}
+
+#[tokio::test]
+async fn a_block_given_to_a_new_worker_starts_with_empty_response_rings() {
+    let f = fixture(10, 2);
+    let block = f.pool.reserve_block().unwrap();
+    let (number, first) = (block.block, block.first_slot() as usize);
+    for slot in first..first + 2 {
+        let ring = board::response_ring(f.board.all(), slot);
+        ring.push(3, [&b"old"[..]]).unwrap();
+        ring.push_switch().unwrap();
+        f.board
+            .word(board::wake_word(slot))
+            .store(1, Ordering::SeqCst);
+    }
+    drop(block); // its worker was reaped
+    let block = f.pool.reserve_block().unwrap();
+    assert_eq!(block.block, number, "the same block, reused");
+    for slot in first..first + 2 {
+        assert!(board::response_ring(f.board.all(), slot).is_empty());
+        assert_eq!(
+            f.board.word(board::wake_word(slot)).load(Ordering::SeqCst),
+            0
+        );
+    }
 }

@@ -77,6 +77,7 @@ fn all_to_master() -> Vec<ToMaster> {
         ToMaster::Complete { id: 3 },
         ToMaster::Taken { id: 4 },
         ToMaster::Skipped { id: 5 },
+        ToMaster::BackToRing,
         ToMaster::End { id: 3 },
         ToMaster::Failed {
             id: 3,
@@ -87,6 +88,13 @@ fn all_to_master() -> Vec<ToMaster> {
             kind: FailKind::Truncated,
         },
     ]
+}
+
+#[test]
+fn back_to_ring_is_as_long_as_its_constant() {
+    let mut b = BytesMut::new();
+    encode(&ToMaster::BackToRing, &mut b);
+    assert_eq!(b.len(), crate::BACK_TO_RING_FRAME);
 }
 
 fn round_trip<M: Encode + Decode + PartialEq + std::fmt::Debug>(msgs: Vec<M>) {

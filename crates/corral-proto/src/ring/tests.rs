@@ -2,8 +2,11 @@ use super::*;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
+const DATA_WORDS: usize = REQUEST_WORDS - CONTROL_WORDS;
+const MAX_PACKET_BYTES: usize = max_packet(REQUEST_WORDS);
+
 fn area() -> Vec<AtomicU64> {
-    (0..WORDS).map(|_| AtomicU64::new(0)).collect()
+    (0..REQUEST_WORDS).map(|_| AtomicU64::new(0)).collect()
 }
 
 /// A packet of `len` bytes that says which one it is: `seq` repeated.
@@ -18,7 +21,11 @@ fn packet(seq: u64, len: usize) -> Vec<u8> {
 
 fn take_one(ring: &Ring<'_>) -> Option<Vec<u8>> {
     let mut out = BytesMut::new();
-    ring.take(&mut out).unwrap().then(|| out.to_vec())
+    match ring.take(&mut out).unwrap() {
+        Taken::Packet => Some(out.to_vec()),
+        Taken::Empty => None,
+        Taken::Switch => panic!("a switch marker"),
+    }
 }
 
 #[test]
@@ -77,7 +84,9 @@ fn a_full_ring_refuses_until_a_packet_is_taken() {
         Err(PushError::Full)
     );
     assert!(pushed >= 7, "the ring holds several of the largest packets");
+    // Two, as the next packet starts a lap: the padding at the end of this one is lost room.
     assert_eq!(take_one(&ring).unwrap(), packet(0, len));
+    assert_eq!(take_one(&ring).unwrap(), packet(1, len));
     ring.push(len, [packet(pushed, len).as_slice()]).unwrap();
     let too_big = vec![0; MAX_PACKET_BYTES + 1];
     assert_eq!(
@@ -158,4 +167,46 @@ fn concurrent_slots_take_every_packet_exactly_once() {
         seen[seq as usize] = true;
     }
     assert!(seen.iter().all(|s| *s), "every packet was taken");
+}
+
+#[test]
+fn a_switch_marker_fits_even_a_ring_that_refuses_packets() {
+    let area = area();
+    let ring = Ring::new(&area);
+    // Empty packets, one word each, until not even one fits beside the free word.
+    let mut pushed = 0;
+    while ring.push(0, []).is_ok() {
+        pushed += 1;
+    }
+    assert_eq!(pushed, DATA_WORDS - 1);
+    ring.push_switch().unwrap();
+    assert_eq!(ring.push_switch(), Err(PushError::Full));
+    let mut out = BytesMut::new();
+    let last = loop {
+        match ring.take(&mut out).unwrap() {
+            Taken::Packet => out.clear(),
+            other => break other,
+        }
+    };
+    assert_eq!(last, Taken::Switch, "the marker comes after the packets");
+    assert!(ring.is_empty());
+}
+
+#[test]
+fn room_for_a_switch_marker_is_known_before_going_back_to_the_ring() {
+    let area = area();
+    let ring = Ring::new(&area);
+    while ring.push(0, []).is_ok() {}
+    assert!(
+        ring.has_room_for_switch(),
+        "a push leaves the marker's word"
+    );
+    ring.push_switch().unwrap();
+    assert!(
+        !ring.has_room_for_switch(),
+        "until the consumer reads, no second marker"
+    );
+    let mut out = BytesMut::new();
+    assert_eq!(ring.take(&mut out).unwrap(), Taken::Packet);
+    assert!(ring.has_room_for_switch());
 }
