@@ -86,6 +86,16 @@ def test_missing_callable_is_a_startup_error(corral):
     assert c.leftovers() == []
 
 
+def test_a_worker_that_cannot_import_the_app_stops_corral_with_status_3(corral):
+    """--no-preload: the workers import the app; the first failure is reported and corral
+    exits with the import error (status 3), as when the zygote fails to preload it."""
+    c = corral(f"{APPS / 'hello.py'}:no_such_callable", "--no-preload", wait=False)
+    status = c.wait(30)
+    assert status == 3, c.stderr_text()[-2000:]
+    assert "no_such_callable" in c.stderr_text()
+    assert c.leftovers() == []
+
+
 def test_missing_file_is_a_startup_error(corral, tmp_path):
     c = corral(tmp_path / "does_not_exist.py", wait=False)
     status = c.wait(30)

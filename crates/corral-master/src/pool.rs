@@ -2,9 +2,11 @@
 //! for a slot to answer, and the slots themselves.
 //!
 //! A request is not sent to a chosen slot. Its first packet goes into the pool's *request
-//! queue*, a `SOCK_SEQPACKET` socket whose receiving end every worker shares, and the kernel
-//! hands each packet to one slot blocked on it (the one that has waited longest). A busy slot
-//! is therefore never given a request — a request waits behind another only when every slot is
+//! queue*: a ring in the scoreboard that every worker maps (`corral_proto::ring`), from which
+//! any idle slot takes the oldest packet, and a `SOCK_SEQPACKET` socket whose receiving end
+//! every worker shares, on which a slot that found the ring empty sleeps until the master rings
+//! a doorbell (one byte, only when a slot said it sleeps). A busy slot is therefore never given
+//! a request — a request waits behind another only when every slot is
 //! busy — and a slot that finishes takes the next queued request without going to sleep. It is
 //! how gunicorn's workers share a listening socket, one level down: keep-alive connections and
 //! slow clients stay in the master.
@@ -18,7 +20,7 @@
 //!
 //! A worker killed in the instant between taking a packet and writing its scoreboard word
 //! would leave its request waiting forever; a sweep once a second finds such a request (the
-//! queue is empty, so it was taken, yet no slot's word holds it, twice in a row) and answers
+//! ring is empty, so it was taken, yet no slot's word holds it, twice in a row) and answers
 //! it 502 ([`Pool::start_sweeper`]).
 //!
 //! Admission: when the requests that wait or run already outnumber the slots by `max_queue`, a

@@ -237,8 +237,11 @@ impl SlotConn {
                 Socket::Packet(packet) if self.on_socket => self.decode_socket_packet(packet)?,
                 Socket::Packet(packet) => self.early.push_back(packet),
                 Socket::Doorbell => {}
-                // What the worker put in the ring before it died comes first.
+                // What the worker put in the ring before it died comes first, then what it
+                // sent through the socket (a worker must mark that in the ring first, but
+                // what a dying worker managed to send is never dropped).
                 Socket::End if !self.on_socket && !self.ring().is_empty() => {}
+                Socket::End if !self.early.is_empty() => self.on_socket = true,
                 Socket::End => return Poll::Ready(Ok(None)),
             }
         }
@@ -258,10 +261,13 @@ impl SlotConn {
         if taken == Taken::Empty {
             let wake = board.word(board::wake_word(self.board_slot));
             wake.store(1, Ordering::SeqCst);
-            taken = ring.take(&mut self.rx).map_err(invalid)?;
-            if taken != Taken::Empty {
-                wake.store(0, Ordering::Relaxed);
+            // `is_empty` reads with SeqCst: this store and the worker's publication of a
+            // packet are ordered one way or the other, so one of us sees the other.
+            if ring.is_empty() {
+                return Ok(false);
             }
+            wake.store(0, Ordering::Relaxed);
+            taken = ring.take(&mut self.rx).map_err(invalid)?;
         }
         match taken {
             Taken::Empty => Ok(false),

@@ -225,7 +225,9 @@ impl<'a> Ring<'a> {
                 return Ok(Taken::Empty);
             }
             let offset = tail % n;
-            let header = self.data[offset as usize].load(Ordering::Relaxed);
+            // Acquire: ordered before the look at `tail` in `check`, so that a header
+            // overwritten by a lapping producer comes with the tail that moved past it.
+            let header = self.data[offset as usize].load(Ordering::Acquire);
             let next = match self.check(header, tail, head) {
                 Checked::Skip => tail - offset + n,
                 Checked::Switch => tail + 1,

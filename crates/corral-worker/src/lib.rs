@@ -56,11 +56,11 @@ pub fn run(
     slot::serve(app, facts, SlotChannel::new(first, pool, board));
 }
 
-/// Tells the master (over the first slot) that the app could not be loaded.
-pub fn report_load_failure(slots: &[OwnedFd], message: String) {
-    if let Some(fd) = slots.first() {
-        let mut out = bytes::BytesMut::new();
-        corral_proto::encode(&corral_proto::ToMaster::LoadFailed { message }, &mut out);
-        let _ = corral_sys::send_packet(std::os::fd::AsFd::as_fd(fd), &out, &[]);
+/// Tells the master (over the first slot, scoreboard slot `board`) that the app could not be
+/// loaded.
+pub fn report_load_failure(slots: Vec<OwnedFd>, pool: PoolShare, board: usize, message: String) {
+    if let Some(fd) = slots.into_iter().next() {
+        let mut chan = SlotChannel::new(fd, pool, board);
+        let _ = chan.send_now(&corral_proto::ToMaster::LoadFailed { message });
     }
 }

@@ -60,7 +60,7 @@ fn run_child(z: &mut Zygote, slots: Vec<OwnedFd>, board: usize) -> ! {
         None => match corral_python::app::load(&z.app_ref) {
             Ok(app) => app,
             Err(summary) => {
-                corral_worker::report_load_failure(&slots, summary);
+                corral_worker::report_load_failure(slots, z.pool.clone(), board, summary);
                 corral_sys::exit_now(corral_worker::EXIT_LOAD_FAILED);
             }
         },

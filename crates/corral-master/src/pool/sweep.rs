@@ -31,6 +31,7 @@ impl Pool {
     /// waited while the queue was empty (so some slot had taken it) and no slot's word held
     /// it. Two looks, because a slot writes its word an instant after it takes a packet.
     pub(super) fn sweep(&self, suspects: &mut HashSet<u64>) {
+        self.wake_a_sleeper_for_a_waiting_packet();
         let queue_empty = self.ring().is_empty();
         if !queue_empty || self.lock().pending.is_empty() {
             suspects.clear();
@@ -70,5 +71,13 @@ impl Pool {
             }
         }
         self.released.notify_waiters();
+    }
+
+    /// A slot woken for a packet may die before it takes it, while another slot sleeps: if a
+    /// packet waits and a slot sleeps, ring again.
+    fn wake_a_sleeper_for_a_waiting_packet(&self) {
+        if !self.ring().is_empty() && self.ring().wake_one() {
+            let _ = self.queue.ring_doorbell();
+        }
     }
 }

@@ -444,3 +444,25 @@ async fn a_block_given_to_a_new_worker_starts_with_empty_response_rings() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_sweep_wakes_a_sleeper_when_the_woken_slot_died_before_taking() {
+    let f = fixture(10, 1);
+    let _worker = add_worker(&f, 1, 1);
+    let ring = f.pool.ring();
+    let mut bell = [0u8; 8];
+    let doorbell =
+        |bell: &mut [u8]| recv_packet(f.queue.as_fd(), bell, &mut Vec::new(), RecvFlags::DontWait);
+    assert!(
+        ring.start_sleeping() && ring.start_sleeping(),
+        "two slots sleep"
+    );
+    let _queued = submit(&f.pool, 5).await.unwrap();
+    assert_eq!(doorbell(&mut bell).unwrap(), 1, "one is woken...");
+    // ... and dies before it takes the packet.
+    f.pool.sweep(&mut HashSet::new());
+    assert_eq!(doorbell(&mut bell).unwrap(), 1, "the sweep wakes the other");
+    f.pool.sweep(&mut HashSet::new());
+    assert!(doorbell(&mut bell).is_err(), "nobody else sleeps");
+    assert_eq!(take_unrecorded(&f), 5);
+}
