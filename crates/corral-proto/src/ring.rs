@@ -345,11 +345,12 @@ fn pack<'p>(words: &[AtomicU64], parts: impl IntoIterator<Item = &'p [u8]>) -> u
         }
         // Word aligned from here on.
         let mut chunks = part.chunks_exact(8);
-        for chunk in &mut chunks {
+        let whole = chunks.len();
+        for (chunk, w) in (&mut chunks).zip(&words[word..word + whole]) {
             let bytes: [u8; 8] = chunk.try_into().expect("chunks of eight");
-            words[word].store(u64::from_le_bytes(bytes), Ordering::Relaxed);
-            word += 1;
+            w.store(u64::from_le_bytes(bytes), Ordering::Relaxed);
         }
+        word += whole;
         let rest = chunks.remainder();
         partial[..rest.len()].copy_from_slice(rest);
         filled = rest.len();
@@ -363,10 +364,12 @@ fn pack<'p>(words: &[AtomicU64], parts: impl IntoIterator<Item = &'p [u8]>) -> u
 
 /// Appends `len` bytes packed in `words` to `out`.
 fn unpack(words: &[AtomicU64], len: usize, out: &mut BytesMut) {
-    out.reserve(words_for(len) * 8);
     let start = out.len();
-    for w in &words[..words_for(len)] {
-        out.extend_from_slice(&w.load(Ordering::Relaxed).to_le_bytes());
+    let n = words_for(len);
+    // Sized first, so that the copy is one load and one store per word (no capacity checks).
+    out.resize(start + n * 8, 0);
+    for (dst, w) in out[start..].chunks_exact_mut(8).zip(&words[..n]) {
+        dst.copy_from_slice(&w.load(Ordering::Relaxed).to_le_bytes());
     }
     out.truncate(start + len);
 }
