@@ -46,14 +46,9 @@ impl PacketWriter {
 }
 
 impl PacketWriter {
-    /// Sends a one-byte packet without waiting: the doorbell of a pool's queue socket. A
-    /// socket too full to take it holds enough unread doorbells already.
+    /// Rings the doorbell of a pool's queue socket (see `corral_sys::ring_doorbell`).
     pub fn ring_doorbell(&self) -> io::Result<()> {
-        match corral_sys::try_send_packet(self.fd.get_ref().as_fd(), &[1]) {
-            Ok(_) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
-            Err(e) => Err(e),
-        }
+        corral_sys::ring_doorbell(self.fd.get_ref().as_fd())
     }
 
     /// Sends `packet` as one packet, its large body chunks straight from where they lie.

@@ -55,6 +55,16 @@ pub fn send_packet(sock: BorrowedFd<'_>, data: &[u8], fds: &[BorrowedFd<'_>]) ->
     send_packet_vectored(sock, &[IoSlice::new(data)], fds)
 }
 
+/// Rings a doorbell: a one-byte packet, without waiting. A socket too full to take it holds
+/// unread doorbells already, which wake its reader just as well, so that is not an error.
+pub fn ring_doorbell(sock: BorrowedFd<'_>) -> io::Result<()> {
+    match try_send_packet(sock, &[1]) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Sends one packet without waiting: `WouldBlock` if the socket buffer has no room for it.
 pub fn try_send_packet(sock: BorrowedFd<'_>, data: &[u8]) -> io::Result<usize> {
     // SAFETY: `data` is a live slice for the duration of the call; send(2) only reads it.
@@ -302,6 +312,29 @@ mod tests {
         drop(d);
         let e = send_packet(c.as_fd(), b"x", &[]).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::EPIPE));
+    }
+
+    #[test]
+    fn a_doorbell_on_a_full_socket_is_not_an_error_but_one_to_nobody_is() {
+        let (a, b) = seqpacket_pair().unwrap();
+        let mut rung = 0;
+        while try_send_packet(a.as_fd(), &[1]).is_ok() {
+            rung += 1;
+            assert!(rung < 1_000_000, "a socket buffer is finite");
+        }
+        ring_doorbell(a.as_fd()).expect("a full socket has doorbells enough");
+        let mut buf = [0u8; 8];
+        assert_eq!(
+            recv_packet(b.as_fd(), &mut buf, &mut Vec::new(), RecvFlags::Wait).unwrap(),
+            1
+        );
+        drop(b);
+        // ECONNRESET rather than EPIPE, since the reader left doorbells unread.
+        let e = ring_doorbell(a.as_fd()).unwrap_err();
+        assert!(
+            matches!(e.raw_os_error(), Some(libc::EPIPE | libc::ECONNRESET)),
+            "{e}"
+        );
     }
 
     #[test]

@@ -369,17 +369,13 @@ impl SlotChannel {
     }
 
     /// After a push into the response ring: if the master said it waits for this slot, rings
-    /// the doorbell on the socket. A socket too full for it has a doorbell unread already.
+    /// the doorbell on the socket.
     fn ring_doorbell_if_awaited(&self) -> io::Result<()> {
         let wake = self.pool.board.word(self.wake_word);
         if wake.load(Ordering::SeqCst) == 0 || wake.swap(0, Ordering::SeqCst) == 0 {
             return Ok(());
         }
-        match corral_sys::try_send_packet(self.sock.as_fd(), &[1]) {
-            Ok(_) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
-            Err(e) => Err(e),
-        }
+        corral_sys::ring_doorbell(self.sock.as_fd())
     }
 
     /// Queues `End`, `Complete` or `Failed` after what is queued, in a packet of its own if the

@@ -107,6 +107,17 @@ fn take_unrecorded(f: &Fixture) -> u64 {
     id
 }
 
+/// Reads one doorbell from the queue socket, as a sleeping slot would (without waiting).
+fn doorbell(f: &Fixture) -> io::Result<usize> {
+    let mut bell = [0u8; 8];
+    recv_packet(
+        f.queue.as_fd(),
+        &mut bell,
+        &mut Vec::new(),
+        RecvFlags::DontWait,
+    )
+}
+
 /// The request's verdict is a 502: the worker that held it was lost.
 async fn assert_worker_lost(ticket: Ticket) {
     assert_eq!(
@@ -396,12 +407,9 @@ async fn a_request_rings_the_doorbell_only_for_a_sleeping_slot() {
     let f = fixture(10, 1);
     let _worker = add_worker(&f, 1, 1);
     let ring = f.pool.ring();
-    let mut bell = [0u8; 8];
-    let doorbell =
-        |bell: &mut [u8]| recv_packet(f.queue.as_fd(), bell, &mut Vec::new(), RecvFlags::DontWait);
     let _first = submit(&f.pool, 1).await.unwrap();
     assert_eq!(
-        doorbell(&mut bell).unwrap_err().kind(),
+        doorbell(&f).unwrap_err().kind(),
         io::ErrorKind::WouldBlock,
         "nobody slept: no doorbell"
     );
@@ -411,10 +419,10 @@ async fn a_request_rings_the_doorbell_only_for_a_sleeping_slot() {
         "the ring is empty: the slot may sleep"
     );
     let _second = submit(&f.pool, 2).await.unwrap();
-    assert_eq!(doorbell(&mut bell).unwrap(), 1, "the sleeper's doorbell");
+    assert_eq!(doorbell(&f).unwrap(), 1, "the sleeper's doorbell");
     let _third = submit(&f.pool, 3).await.unwrap();
     assert!(
-        doorbell(&mut bell).is_err(),
+        doorbell(&f).is_err(),
         "one doorbell per sleeper, not per request"
     );
     assert_eq!((take_unrecorded(&f), take_unrecorded(&f)), (2, 3));
@@ -450,19 +458,16 @@ async fn the_sweep_wakes_a_sleeper_when_the_woken_slot_died_before_taking() {
     let f = fixture(10, 1);
     let _worker = add_worker(&f, 1, 1);
     let ring = f.pool.ring();
-    let mut bell = [0u8; 8];
-    let doorbell =
-        |bell: &mut [u8]| recv_packet(f.queue.as_fd(), bell, &mut Vec::new(), RecvFlags::DontWait);
     assert!(
         ring.start_sleeping() && ring.start_sleeping(),
         "two slots sleep"
     );
     let _queued = submit(&f.pool, 5).await.unwrap();
-    assert_eq!(doorbell(&mut bell).unwrap(), 1, "one is woken...");
+    assert_eq!(doorbell(&f).unwrap(), 1, "one is woken...");
     // ... and dies before it takes the packet.
     f.pool.sweep(&mut HashSet::new());
-    assert_eq!(doorbell(&mut bell).unwrap(), 1, "the sweep wakes the other");
+    assert_eq!(doorbell(&f).unwrap(), 1, "the sweep wakes the other");
     f.pool.sweep(&mut HashSet::new());
-    assert!(doorbell(&mut bell).is_err(), "nobody else sleeps");
+    assert!(doorbell(&f).is_err(), "nobody else sleeps");
     assert_eq!(take_unrecorded(&f), 5);
 }
