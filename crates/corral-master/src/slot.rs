@@ -250,11 +250,10 @@ impl SlotConn {
     /// empty, says on the slot's wake word that this end waits (the worker rings the doorbell
     /// after its next push), and looks once more.
     fn read_ring(&mut self) -> io::Result<bool> {
-        let board = self.board.clone();
-        let ring = board::response_ring(board.all(), self.board_slot);
+        let ring = board::response_ring(self.board.all(), self.board_slot);
         let mut taken = ring.take(&mut self.rx).map_err(invalid)?;
         if taken == Taken::Empty {
-            let wake = board.word(board::wake_word(self.board_slot));
+            let wake = self.board.word(board::wake_word(self.board_slot));
             wake.store(1, Ordering::SeqCst);
             // `is_empty` reads with SeqCst: this store and the worker's publication of a
             // packet are ordered one way or the other, so one of us sees the other.

@@ -220,8 +220,7 @@ impl SlotChannel {
     /// Takes the next packet from the request ring into `rx`, sleeping on the queue socket
     /// while the ring is empty (unless `how` says not to wait: `WouldBlock` then).
     fn take_packet(&mut self, how: RecvFlags) -> io::Result<()> {
-        let pool = self.pool.clone();
-        let ring = pool.ring();
+        let ring = self.pool.ring();
         loop {
             match ring.take(&mut self.rx).map_err(invalid)? {
                 Taken::Packet => return Ok(()),
@@ -329,8 +328,7 @@ impl SlotChannel {
     /// if it can go there, else through the socket (see `corral_proto::ring`, "Response
     /// rings"). False: `Send::DontWait` and the socket is full (the outbox is kept).
     fn deliver(&mut self, file: Option<BorrowedFd<'_>>, how: Send) -> io::Result<bool> {
-        let pool = self.pool.clone();
-        let ring = pool.response_ring(self.board_slot);
+        let ring = self.pool.response_ring(self.board_slot);
         if !self.on_socket {
             if file.is_none() && ring.push(self.outbox.len(), [&self.outbox[..]]).is_ok() {
                 self.outbox.clear();

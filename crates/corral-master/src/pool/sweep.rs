@@ -76,7 +76,8 @@ impl Pool {
     /// A slot woken for a packet may die before it takes it, while another slot sleeps: if a
     /// packet waits and a slot sleeps, ring again.
     fn wake_a_sleeper_for_a_waiting_packet(&self) {
-        if !self.ring().is_empty() && self.ring().wake_one() {
+        let ring = self.ring();
+        if !ring.is_empty() && ring.wake_one() {
             let _ = self.queue.ring_doorbell();
         }
     }
