@@ -98,13 +98,15 @@ async fn serve(
     if content_length.is_some_and(|n| n > ctx.http.max_body) {
         return Err(Refusal::BodyTooLarge);
     }
-    let head = encode_head(id, &parts, content_length, ctx, conn)?;
+    let mut frames = encode_head(id, &parts, content_length, ctx, conn)?;
     let (buffered, seen, complete) = buffer_body(&mut body, &ctx.http).await?;
-    let mut end = BytesMut::new();
+    // The body's end, if it is here, goes in the head's buffer: one allocation for both.
+    let head_len = frames.len();
     if complete {
-        encode(&ToWorker::BodyEnd { id, complete: true }, &mut end);
+        encode(&ToWorker::BodyEnd { id, complete: true }, &mut frames);
     }
-    let first = first_packet(id, &head, &buffered, &end);
+    let (head, end) = frames.split_at(head_len);
+    let first = first_packet(id, head, &buffered, end);
     let ticket = ctx
         .pool
         .submit(id, &first.packet)
@@ -175,15 +177,15 @@ fn request_target(parts: &http::request::Parts) -> &[u8] {
     }
 }
 
-/// The `Request` frame, encoded once straight from hyper's parts (no copy of each header into
-/// a `RequestHead`) and reused if the request has to go to another slot.
+/// The `Request` frame, encoded straight from hyper's parts (no copy of each header into a
+/// `RequestHead`).
 fn encode_head(
     id: u64,
     parts: &http::request::Parts,
     content_length: Option<u64>,
     ctx: &AppCtx,
     conn: &ConnMeta,
-) -> Result<Bytes, Refusal> {
+) -> Result<BytesMut, Refusal> {
     let mut out = BytesMut::with_capacity(512);
     let head = RequestHeadRef {
         method: parts.method.as_str().as_bytes(),
@@ -211,7 +213,7 @@ fn encode_head(
         // worker receives: refuse the head as a whole, before any worker is involved.
         return Err(Refusal::HeaderTooLarge);
     }
-    Ok(out.freeze())
+    Ok(out)
 }
 
 /// A Content-Length value (request or response), if it is a plain decimal number.
@@ -393,7 +395,8 @@ fn build_response(
     *resp.status_mut() =
         StatusCode::from_u16(head.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = resp.headers_mut();
-    headers.reserve(head.headers.len());
+    // One more for the `Server` header `handle` adds.
+    headers.reserve(head.headers.len() + 1);
     for (name, value) in head.headers {
         match (
             HeaderName::from_bytes(&name),

@@ -148,6 +148,10 @@ impl FramingTracker {
             if blank > 0 {
                 return (blank, None);
             }
+            // The usual case: the whole head came in this read. Judge it where it lies.
+            if let Some(end) = head_end(bytes, 0).filter(|&end| end <= self.max_head) {
+                return (end, self.head_done(&bytes[..end]));
+            }
         }
         let searched = self.head.len().saturating_sub(2);
         let room = self.max_head.saturating_sub(self.head.len());
@@ -164,13 +168,20 @@ impl FramingTracker {
         };
         // Bytes past the head's end belong to the body or the next head: hand them back.
         let unused = self.head.len() - end;
-        self.head.truncate(end);
-        self.heads += 1;
-        let framing = Framing::of(&self.head);
+        let head = std::mem::take(&mut self.head);
+        let verdict = self.head_done(&head[..end]);
+        self.head = head;
         self.head.clear();
-        self.state = framing.next_state();
-        let verdict = framing.ambiguous.then_some(self.heads);
         (take - unused, verdict)
+    }
+
+    /// A whole head arrived: counts it and follows the body it announces. Returns its number
+    /// if its framing is ambiguous.
+    fn head_done(&mut self, head: &[u8]) -> Option<u64> {
+        self.heads += 1;
+        let framing = Framing::of(head);
+        self.state = framing.next_state();
+        framing.ambiguous.then_some(self.heads)
     }
 }
 
@@ -188,10 +199,14 @@ fn skip_body(state: &mut State, left: u64, available: usize, then: State) -> (us
 
 /// The index just past the blank line ending a head (`\n\n` or `\n\r\n`), searching from `from`.
 fn head_end(buf: &[u8], from: usize) -> Option<usize> {
-    (from..buf.len()).find_map(|i| match (buf[i], buf.get(i + 1), buf.get(i + 2)) {
-        (b'\n', Some(b'\n'), _) => Some(i + 2),
-        (b'\n', Some(b'\r'), Some(b'\n')) => Some(i + 3),
-        _ => None,
+    let from = from.min(buf.len());
+    memchr::memchr_iter(b'\n', &buf[from..]).find_map(|at| {
+        let i = from + at;
+        match (buf.get(i + 1), buf.get(i + 2)) {
+            (Some(b'\n'), _) => Some(i + 2),
+            (Some(b'\r'), Some(b'\n')) => Some(i + 3),
+            _ => None,
+        }
     })
 }
 
@@ -230,7 +245,12 @@ impl Framing {
         // An Upgrade header or CONNECT changes nothing here: hyper frames the request as usual
         // and, if it really switches protocols, reads no further heads.
         for line in head.split(|&c| c == b'\n').skip(1) {
-            let Some(colon) = line.iter().position(|&c| c == b':') else {
+            // Only two names matter; most lines start with another letter.
+            let first = line.iter().find(|c| !c.is_ascii_whitespace());
+            if !matches!(first, Some(b'c' | b'C' | b't' | b'T')) {
+                continue;
+            }
+            let Some(colon) = memchr::memchr(b':', line) else {
                 continue;
             };
             let (name, value) = (line[..colon].trim_ascii(), line[colon + 1..].trim_ascii());
@@ -284,6 +304,14 @@ mod tests {
             t.head.capacity() < 4096,
             "the body went through the head buffer"
         );
+    }
+
+    #[test]
+    fn a_head_over_the_limit_is_not_followed_even_when_it_comes_whole() {
+        let mut t = FramingTracker::new(32);
+        let head = b"GET / HTTP/1.1\r\nHost: a-rather-long-host-name\r\n\r\n";
+        assert_eq!(t.feed(head), None);
+        assert_eq!((t.heads, t.state), (0, State::Lost));
     }
 
     #[test]
