@@ -336,9 +336,33 @@ impl SlotConn {
         id
     }
 
+    /// The request the next frame belongs to, if that frame is already here (in the inbox or
+    /// the ring), without waiting and without telling the worker that this end waits. `None`
+    /// when nothing is ready or frames come through the socket now; an error when what the
+    /// ring holds breaks the protocol.
+    pub fn ready_id(&mut self) -> io::Result<Option<u64>> {
+        if self.inbox.is_empty() && !self.on_socket {
+            let ring = board::response_ring(self.board.all(), self.board_slot);
+            match ring.take(&mut self.rx).map_err(invalid)? {
+                Taken::Packet => {
+                    let packet = self.rx.split();
+                    self.decode_packet(packet)?;
+                }
+                Taken::Switch => self.on_socket = true,
+                Taken::Empty => {}
+            }
+        }
+        Ok(self.inbox.front().and_then(ToMaster::id))
+    }
+
+    /// Whether the next frame is `Skipped{id}`.
+    pub fn is_skipped(&self, id: u64) -> bool {
+        matches!(self.inbox.front(), Some(ToMaster::Skipped { id: i }) if *i == id)
+    }
+
     /// Consumes the next frame if it is `Skipped{id}` (see `Pool`): true then.
     pub fn skipped(&mut self, id: u64) -> bool {
-        let skipped = matches!(self.inbox.front(), Some(ToMaster::Skipped { id: i }) if *i == id);
+        let skipped = self.is_skipped(id);
         if skipped {
             self.inbox.pop_front();
         }

@@ -54,8 +54,9 @@ impl Drop for Ticket {
     }
 }
 
-/// A slot lent to the request it took. Dropping it returns the slot to its watcher (or
-/// retires it if marked broken).
+/// A slot lent to the request it took. Dropping it lends the slot on to the next request it
+/// already answered, if that one waits, or returns it to its watcher (which retires it if
+/// marked broken).
 pub struct Lease {
     pool: Arc<Pool>,
     conn: Option<SlotConn>,
@@ -133,11 +134,18 @@ impl Drop for Lease {
         let (Some(conn), Some(back)) = (self.conn.take(), self.back.take()) else {
             return;
         };
+        let (returned, back) = if self.healthy {
+            match self.pool.relend(conn, back) {
+                Some(not_lent) => not_lent,
+                // Still lent: to the next request.
+                None => return,
+            }
+        } else {
+            let healthy = false;
+            (Returned { conn, healthy }, back)
+        };
         self.pool.lock().leased -= 1;
-        let _ = back.send(Returned {
-            conn,
-            healthy: self.healthy,
-        });
+        let _ = back.send(returned);
         self.pool.released.notify_waiters();
     }
 }

@@ -199,6 +199,107 @@ async fn a_request_goes_to_the_slot_that_takes_it() {
     ));
 }
 
+/// Whether `fut` is ready the first time it is polled: nothing else ran meanwhile (the tests
+/// run on one thread, so a watcher task cannot have run between the caller's steps).
+fn ready_at_once<F: std::future::Future>(fut: F) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match fut.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(out) => Some(out),
+        std::task::Poll::Pending => None,
+    }
+}
+
+#[tokio::test]
+async fn a_lease_that_ends_hands_its_slot_straight_to_the_next_request_it_answered() {
+    let f = fixture(10, 1);
+    let (first, slots) = add_worker(&f, 1, 1);
+    let one = submit(&f.pool, 1).await.unwrap();
+    let two = submit(&f.pool, 2).await.unwrap();
+    assert_eq!(take(&f, first), 1);
+    answer(&f, &slots[0], &head(1));
+    let mut lease = within("the first lease", one.wait()).await.unwrap();
+    assert!(matches!(
+        lease.conn().next().await,
+        Ok(Some(ToMaster::ResponseHead { id: 1, .. }))
+    ));
+    // The slot finishes request 1 and answers request 2 before the master gets back to it.
+    answer(&f, &slots[0], &ToMaster::End { id: 1 });
+    assert!(matches!(
+        lease.conn().next().await,
+        Ok(Some(ToMaster::End { id: 1 }))
+    ));
+    assert_eq!(take(&f, first), 2);
+    answer(&f, &slots[0], &head(2));
+    drop(lease);
+    let mut lease = ready_at_once(two.wait())
+        .expect("lent on by the lease itself, not by the watcher")
+        .unwrap();
+    assert!(matches!(
+        lease.conn().next().await,
+        Ok(Some(ToMaster::ResponseHead { id: 2, .. }))
+    ));
+    assert_eq!(f.pool.lock().leased, 1, "one lease ended, one began");
+    answer(&f, &slots[0], &ToMaster::End { id: 2 });
+    assert!(matches!(
+        lease.conn().next().await,
+        Ok(Some(ToMaster::End { id: 2 }))
+    ));
+    drop(lease);
+    let later = tokio::time::Instant::now() + Duration::from_secs(5);
+    assert!(f.pool.wait_until_all_idle(later).await);
+}
+
+#[tokio::test]
+async fn a_slot_whose_next_answer_is_not_here_yet_goes_back_to_its_watcher() {
+    let f = fixture(10, 1);
+    let (first, slots) = add_worker(&f, 1, 1);
+    let one = submit(&f.pool, 1).await.unwrap();
+    assert_eq!(take(&f, first), 1);
+    answer(&f, &slots[0], &head(1));
+    answer(&f, &slots[0], &ToMaster::End { id: 1 });
+    let mut lease = within("the first lease", one.wait()).await.unwrap();
+    lease.conn().next().await.unwrap();
+    lease.conn().next().await.unwrap();
+    drop(lease);
+    // Request 2 comes later; the watcher (not the old lease) lends the slot to it.
+    let two = submit(&f.pool, 2).await.unwrap();
+    assert_eq!(take(&f, first), 2);
+    answer(&f, &slots[0], &head(2));
+    let mut lease = within("the second lease", two.wait()).await.unwrap();
+    assert!(matches!(
+        lease.conn().next().await,
+        Ok(Some(ToMaster::ResponseHead { id: 2, .. }))
+    ));
+}
+
+#[tokio::test]
+async fn a_request_the_slot_skipped_is_left_to_the_watcher_when_a_lease_ends() {
+    let f = fixture(10, 1);
+    let (first, slots) = add_worker(&f, 1, 1);
+    let one = submit(&f.pool, 1).await.unwrap();
+    let two = submit(&f.pool, 2).await.unwrap();
+    let three = submit(&f.pool, 3).await.unwrap();
+    drop(two); // its client left while it was queued: cancelled
+    assert_eq!(take(&f, first), 1);
+    answer(&f, &slots[0], &head(1));
+    let mut lease = within("the first lease", one.wait()).await.unwrap();
+    lease.conn().next().await.unwrap();
+    answer(&f, &slots[0], &ToMaster::End { id: 1 });
+    lease.conn().next().await.unwrap();
+    assert_eq!(take(&f, first), 2);
+    answer(&f, &slots[0], &ToMaster::Skipped { id: 2 });
+    assert_eq!(take(&f, first), 3);
+    answer(&f, &slots[0], &head(3));
+    drop(lease);
+    let mut lease = within("the third lease", three.wait()).await.unwrap();
+    assert!(matches!(
+        lease.conn().next().await,
+        Ok(Some(ToMaster::ResponseHead { id: 3, .. }))
+    ));
+    assert!(!is_pending(&f, 2), "the skipped request is forgotten");
+}
+
 #[tokio::test]
 async fn the_queue_admits_slots_plus_max_queue_requests() {
     let f = fixture(1, 1);

@@ -1,4 +1,7 @@
-//! The watcher of one slot: it lends the slot to each request the slot takes.
+//! The watcher of one slot: it lends the slot to the requests the slot takes. Under load it
+//! is rarely woken: a lease that ends passes the slot straight on to the next request when
+//! the slot already answered it (`Pool::relend`), and the slot comes back here only when it
+//! has nothing to say yet or says something only the watcher handles.
 
 use std::sync::Arc;
 
