@@ -103,13 +103,13 @@ pub enum Unserved {
 /// What a waiting request receives.
 enum Routed {
     /// The slot that took it, and where to return the slot.
-    Slot(SlotConn, oneshot::Sender<Returned>),
+    Slot(Box<SlotConn>, oneshot::Sender<Returned>),
     WorkerLost,
 }
 
 /// A slot coming back from a lease.
 struct Returned {
-    conn: SlotConn,
+    conn: Box<SlotConn>,
     healthy: bool,
 }
 
@@ -419,7 +419,7 @@ impl Pool {
     /// an orphan, a broken slot).
     fn relend(
         &self,
-        mut conn: SlotConn,
+        mut conn: Box<SlotConn>,
         back: oneshot::Sender<Returned>,
     ) -> Option<(Returned, oneshot::Sender<Returned>)> {
         let not_lent = |conn, back, healthy| Some((Returned { conn, healthy }, back));
@@ -450,7 +450,7 @@ impl Pool {
     }
 
     /// Lends `conn` to the request waiting on `tx` and waits for it back.
-    async fn lend(&self, tx: oneshot::Sender<Routed>, conn: SlotConn) -> Lent {
+    async fn lend(&self, tx: oneshot::Sender<Routed>, conn: Box<SlotConn>) -> Lent {
         let (back, returned) = oneshot::channel();
         self.lock().leased += 1;
         if let Err(Routed::Slot(conn, _)) = tx.send(Routed::Slot(conn, back)) {

@@ -311,7 +311,7 @@ enum Kind {
 /// record is written when the body is done or dropped.
 pub struct RespBody {
     kind: Kind,
-    completion: Option<Box<Completion>>,
+    completion: Option<Completion>,
 }
 
 impl RespBody {
@@ -330,13 +330,13 @@ impl RespBody {
     }
 
     pub fn with_completion(mut self, c: Completion) -> RespBody {
-        self.completion = Some(Box::new(c));
+        self.completion = Some(c);
         self
     }
 
     fn count(&mut self, n: usize) {
         if let Some(c) = &mut self.completion {
-            c.bytes += n as u64;
+            c.count(n);
         }
     }
 }
@@ -359,12 +359,7 @@ impl http_body::Body for RespBody {
                 this.count(data.len());
                 Poll::Ready(Some(Ok(Frame::data(data))))
             }
-            Poll::Ready(Some(Err(e))) => {
-                if let Some(c) = &mut this.completion {
-                    c.cut = true;
-                }
-                Poll::Ready(Some(Err(e)))
-            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => Poll::Pending,
         }

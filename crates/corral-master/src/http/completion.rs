@@ -9,13 +9,27 @@ use crate::access_log::{AccessLog, Record};
 use crate::http::stream::Activity;
 
 pub struct Completion {
-    pub record: Record,
-    pub bytes: u64,
-    /// The body was cut short (logged with the bytes actually sent).
-    pub cut: bool,
-    pub started: Instant,
     pub activity: Arc<Activity>,
-    pub log: Option<AccessLog>,
+    /// The request's access log line, when there is an access log (boxed: without one, a
+    /// response carries and moves nothing of it).
+    pub line: Option<Box<LogLine>>,
+}
+
+pub struct LogLine {
+    pub log: AccessLog,
+    /// Filled in as the response goes; `bytes` counts what was sent (a body cut short is
+    /// logged with the bytes actually sent).
+    pub record: Record,
+    pub started: Instant,
+}
+
+impl Completion {
+    /// `n` more bytes of the body went out.
+    pub fn count(&mut self, n: usize) {
+        if let Some(line) = &mut self.line {
+            line.record.bytes += n as u64;
+        }
+    }
 }
 
 impl Drop for Completion {
@@ -25,11 +39,14 @@ impl Drop for Completion {
             .finished_ms
             .store(activity.now_ms(), Ordering::Release);
         activity.requests_finished.fetch_add(1, Ordering::AcqRel);
-        if let Some(log) = &self.log {
-            let mut r = std::mem::take(&mut self.record);
-            r.bytes = self.bytes;
-            r.duration = self.started.elapsed();
-            log.log(r);
+        if let Some(line) = self.line.take() {
+            let LogLine {
+                log,
+                mut record,
+                started,
+            } = *line;
+            record.duration = started.elapsed();
+            log.log(record);
         }
     }
 }

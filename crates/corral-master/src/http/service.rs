@@ -17,7 +17,7 @@ use hyper::body::Incoming;
 
 use crate::access_log::{AccessLog, Record};
 use crate::http::body::{spawn_pump, InFlight, RespBody, WorkerBody};
-use crate::http::completion::Completion;
+use crate::http::completion::{Completion, LogLine};
 use crate::http::error::Refusal;
 use crate::http::file_send::FileQueue;
 use crate::http::stream::Activity;
@@ -60,12 +60,8 @@ pub async fn handle(
     conn.activity.head_started_ms.store(0, Ordering::Release);
     let id = ctx.next_id.fetch_add(1, Ordering::Relaxed);
     let mut completion = Completion {
-        record: record_for(&req, &ctx, &conn),
-        bytes: 0,
-        cut: false,
-        started: Instant::now(),
         activity: conn.activity.clone(),
-        log: ctx.access_log.clone(),
+        line: log_line_for(&req, &ctx, &conn),
     };
     let (mut resp, pid) = match serve(req, &ctx, &conn, (id, number)).await {
         Ok(r) => r,
@@ -77,8 +73,10 @@ pub async fn handle(
         }
     };
     resp.headers_mut().entry(header::SERVER).or_insert(SERVER);
-    completion.record.status = resp.status().as_u16();
-    completion.record.pid = if pid == 0 { std::process::id() } else { pid };
+    if let Some(line) = &mut completion.line {
+        line.record.status = resp.status().as_u16();
+        line.record.pid = if pid == 0 { std::process::id() } else { pid };
+    }
     Ok(resp.map(|b| b.with_completion(completion)))
 }
 
@@ -474,10 +472,9 @@ fn take_whole_body(flight: &mut InFlight) -> Whole {
     }
 }
 
-fn record_for(req: &Request<Incoming>, ctx: &AppCtx, conn: &ConnMeta) -> Record {
-    let Some(log) = &ctx.access_log else {
-        return Record::default();
-    };
+/// The request's access log line so far, if there is an access log.
+fn log_line_for(req: &Request<Incoming>, ctx: &AppCtx, conn: &ConnMeta) -> Option<Box<LogLine>> {
+    let log = ctx.access_log.as_ref()?;
     let headers = log
         .format
         .header_names()
@@ -489,7 +486,7 @@ fn record_for(req: &Request<Incoming>, ctx: &AppCtx, conn: &ConnMeta) -> Record 
                 .map(str::to_owned)
         })
         .collect();
-    Record {
+    let record = Record {
         remote: String::from_utf8_lossy(&conn.peer_ip).into_owned(),
         time: Some(SystemTime::now()),
         method: req.method().as_str().to_owned(),
@@ -503,5 +500,10 @@ fn record_for(req: &Request<Incoming>, ctx: &AppCtx, conn: &ConnMeta) -> Record 
         headers,
         local_port: conn.local_port,
         ..Record::default()
-    }
+    };
+    Some(Box::new(LogLine {
+        log: log.clone(),
+        record,
+        started: Instant::now(),
+    }))
 }

@@ -59,13 +59,17 @@ impl Drop for Ticket {
 /// marked broken).
 pub struct Lease {
     pool: Arc<Pool>,
-    conn: Option<SlotConn>,
+    conn: Option<Box<SlotConn>>,
     back: Option<oneshot::Sender<Returned>>,
     healthy: bool,
 }
 
 impl Lease {
-    pub(super) fn new(pool: Arc<Pool>, conn: SlotConn, back: oneshot::Sender<Returned>) -> Lease {
+    pub(super) fn new(
+        pool: Arc<Pool>,
+        conn: Box<SlotConn>,
+        back: oneshot::Sender<Returned>,
+    ) -> Lease {
         Lease {
             pool,
             conn: Some(conn),

@@ -12,13 +12,15 @@ use crate::slot::SlotConn;
 pub(super) enum Lent {
     Back(Returned),
     /// The request had just given up: the slot was never lent.
-    Refused(SlotConn),
+    Refused(Box<SlotConn>),
     /// Dropped without being returned (only while the runtime shuts down).
     Gone,
 }
 
 /// Waits for each request the slot takes and lends the slot to it, until the slot breaks.
-pub(super) async fn watch(pool: Arc<Pool>, mut conn: SlotConn, block: Arc<BoardBlock>) {
+pub(super) async fn watch(pool: Arc<Pool>, conn: SlotConn, block: Arc<BoardBlock>) {
+    // Boxed: the slot travels to each request it serves and back, so a move is one pointer.
+    let mut conn = Box::new(conn);
     let (worker, board_slot) = (conn.worker, conn.board_slot);
     loop {
         let Some(id) = conn.next_id().await else {
