@@ -8,7 +8,9 @@
 //! So the timers live here: the task sleeps until the next deadline that the connection's
 //! [`Activity`] implies, and re-checks.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use hyper::server::conn::http1;
@@ -22,6 +24,7 @@ use corral_config::HttpConfig;
 use crate::http::error::{http_date_now, Refusal};
 use crate::http::file_send::FileQueue;
 use crate::http::service::{handle, AppCtx, ConnMeta};
+use crate::http::side_wake::SideWake;
 use crate::http::smuggle::FramingTracker;
 use crate::http::stream::{Activity, ConnIo, Stream};
 
@@ -97,6 +100,9 @@ pub async fn serve(
     let longest_wait = longest_wait(&http);
     let mut idle_since = Instant::now();
     let mut stopping = *stop.borrow();
+    // The timer and the stop signal are polled only when they woke the task, not each time
+    // hyper does (see `side_wake`).
+    let mut side = SideWake::default();
     if stopping {
         conn.as_mut().graceful_shutdown();
     }
@@ -140,21 +146,47 @@ pub async fn serve(
             }
             _ => {}
         }
-        let wake = next_check(&phase, now, longest_wait);
-        tokio::select! {
-            result = conn.as_mut() => {
+        let timer = sleep_until(next_check(&phase, now, longest_wait));
+        tokio::pin!(timer);
+        let mut stop_signal = (!stopping).then(|| Box::pin(stop.changed()));
+        side.rearm();
+        let event = std::future::poll_fn(|cx| {
+            if let Poll::Ready(result) = conn.as_mut().poll(cx) {
+                return Poll::Ready(Event::Ended(result));
+            }
+            side.poll(cx, |cx| {
+                if timer.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Event::Timer);
+                }
+                match stop_signal.as_mut().map(|s| s.as_mut().poll(cx)) {
+                    Some(Poll::Ready(_)) => Poll::Ready(Event::Stop),
+                    _ => Poll::Pending,
+                }
+            })
+        })
+        .await;
+        drop(stop_signal);
+        match event {
+            Event::Ended(result) => {
                 if let Err(e) = result {
                     tracing::debug!("connection ended: {e}");
                 }
                 return;
             }
-            _ = sleep_until(wake) => {}
-            _ = stop.changed(), if !stopping => {
+            Event::Timer => {}
+            Event::Stop => {
                 stopping = true;
                 conn.as_mut().graceful_shutdown();
             }
         }
     }
+}
+
+/// What ended a wait of the connection task.
+enum Event {
+    Ended(hyper::Result<()>),
+    Timer,
+    Stop,
 }
 
 /// When to look at the connection again. Phase changes happen while hyper is polled and do not

@@ -9,5 +9,6 @@ pub mod conn;
 pub mod error;
 pub mod file_send;
 pub mod service;
+mod side_wake;
 pub mod smuggle;
 pub mod stream;
