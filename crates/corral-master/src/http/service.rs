@@ -1,6 +1,7 @@
 //! One HTTP request: check it, buffer the start of its body, lease a worker slot, send it
 //! there, and turn the worker's answer into a hyper response.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -47,11 +48,16 @@ pub struct ConnMeta {
 
 const SERVER: HeaderValue = HeaderValue::from_static(crate::http::error::SERVER);
 
-pub async fn handle(
+/// The service: turns one request into its response. The request's head is checked and
+/// encoded before the returned future first runs: hyper reads from the connection again as
+/// soon as this returns (to notice a client that leaves), and the head's headers and target
+/// are slices of its read buffer. Dropped by then, they let hyper reuse that buffer instead
+/// of allocating a new one for every request.
+pub fn handle(
     req: Request<Incoming>,
     ctx: Arc<AppCtx>,
     conn: Arc<ConnMeta>,
-) -> Result<Response<RespBody>, std::convert::Infallible> {
+) -> impl Future<Output = Result<Response<RespBody>, std::convert::Infallible>> {
     let number = conn
         .activity
         .requests_started
@@ -63,40 +69,68 @@ pub async fn handle(
         activity: conn.activity.clone(),
         line: log_line_for(&req, &ctx, &conn),
     };
-    let (mut resp, pid) = match serve(req, &ctx, &conn, (id, number)).await {
-        Ok(r) => r,
-        Err(refusal) => {
-            if matches!(refusal, Refusal::WorkerLost | Refusal::AppError) {
-                tracing::warn!(req = id, "{} ({})", refusal.status(), refusal.code());
+    let head = encode_request_head(req, &ctx, &conn, (id, number));
+    async move {
+        let served = match head {
+            Ok(head) => serve(head, &ctx, &conn, id).await,
+            Err(refusal) => Err(refusal),
+        };
+        let (mut resp, pid) = match served {
+            Ok(r) => r,
+            Err(refusal) => {
+                if matches!(refusal, Refusal::WorkerLost | Refusal::AppError) {
+                    tracing::warn!(req = id, "{} ({})", refusal.status(), refusal.code());
+                }
+                (refusal.response(), 0)
             }
-            (refusal.response(), 0)
+        };
+        resp.headers_mut().entry(header::SERVER).or_insert(SERVER);
+        if let Some(line) = &mut completion.line {
+            line.record.status = resp.status().as_u16();
+            line.record.pid = if pid == 0 { std::process::id() } else { pid };
         }
-    };
-    resp.headers_mut().entry(header::SERVER).or_insert(SERVER);
-    if let Some(line) = &mut completion.line {
-        line.record.status = resp.status().as_u16();
-        line.record.pid = if pid == 0 { std::process::id() } else { pid };
+        Ok(resp.map(|b| b.with_completion(completion)))
     }
-    Ok(resp.map(|b| b.with_completion(completion)))
 }
 
-async fn serve(
+/// A request whose head passed the checks and is encoded for the worker.
+struct EncodedHead {
+    /// The `Request` frame (the body's end joins it when the body is all here).
+    frames: BytesMut,
+    body: Incoming,
+}
+
+/// Checks the head and encodes it; the head itself is dropped here (see `handle`).
+fn encode_request_head(
     req: Request<Incoming>,
     ctx: &AppCtx,
     conn: &ConnMeta,
     (id, number): (u64, u64),
-) -> Result<(Response<RespBody>, u32), Refusal> {
+) -> Result<EncodedHead, Refusal> {
     if conn.activity.ambiguous_head.load(Ordering::Acquire) == number {
         return Err(Refusal::BadRequest(
             "both Content-Length and Transfer-Encoding are present",
         ));
     }
-    let (parts, mut body) = req.into_parts();
+    let (parts, body) = req.into_parts();
     let content_length = check_request(&parts, &ctx.http)?;
     if content_length.is_some_and(|n| n > ctx.http.max_body) {
         return Err(Refusal::BodyTooLarge);
     }
-    let mut frames = encode_head(id, &parts, content_length, ctx, conn)?;
+    let frames = encode_head(id, &parts, content_length, ctx, conn)?;
+    Ok(EncodedHead { frames, body })
+}
+
+async fn serve(
+    head: EncodedHead,
+    ctx: &AppCtx,
+    conn: &ConnMeta,
+    id: u64,
+) -> Result<(Response<RespBody>, u32), Refusal> {
+    let EncodedHead {
+        mut frames,
+        mut body,
+    } = head;
     let (buffered, seen, complete) = buffer_body(&mut body, &ctx.http).await?;
     // The body's end, if it is here, goes in the head's buffer: one allocation for both.
     let head_len = frames.len();
