@@ -16,9 +16,10 @@
 //! task per slot waits for that frame and lends the slot to the request's task as a [`Lease`]
 //! until the response ends; then the slot goes back to its watcher, unless the slot has
 //! already answered the next request it took: the ending lease then lends it straight on
-//! ([`Pool::relend`]), which under load saves waking the watcher for every request. When a slot breaks (its
-//! worker died), the request whose id is on the slot's scoreboard word, if it is still waiting,
-//! is told that its worker is lost (502), and the supervisor replaces the process.
+//! ([`Pool::relend`]), which under load saves waking the watcher for every request. When a
+//! slot breaks (its worker died), the request whose id is on the slot's scoreboard word, if it
+//! is still waiting, is told that its worker is lost (502), and the supervisor replaces the
+//! process.
 //!
 //! A worker killed in the instant between taking a packet and writing its scoreboard word
 //! would leave its request waiting forever; a sweep once a second finds such a request (the
