@@ -210,41 +210,50 @@ fn ready_at_once<F: std::future::Future>(fut: F) -> Option<F::Output> {
     }
 }
 
+/// Reads the lease's next frame and checks that it is the response head of request `id`.
+async fn expect_head(lease: &mut Lease, id: u64) {
+    let next = lease.conn().next().await;
+    assert!(
+        matches!(next, Ok(Some(ToMaster::ResponseHead { id: i, .. })) if i == id),
+        "the head of request {id}, not {next:?}"
+    );
+}
+
+/// Plays a slot that takes the next request (it must be `id`) and answers its head; returns
+/// the request's lease once the head is read.
+async fn serve_head(f: &Fixture, slot: &WorkerEnd, ticket: Ticket, id: u64) -> Lease {
+    assert_eq!(take(f, slot.board_slot), id);
+    answer(f, slot, &head(id));
+    let mut lease = within("the lease", ticket.wait()).await.unwrap();
+    expect_head(&mut lease, id).await;
+    lease
+}
+
+/// The slot ends request `id`, and the lease reads that `End`.
+async fn end(f: &Fixture, slot: &WorkerEnd, lease: &mut Lease, id: u64) {
+    answer(f, slot, &ToMaster::End { id });
+    let next = lease.conn().next().await;
+    assert!(matches!(next, Ok(Some(ToMaster::End { id: i })) if i == id));
+}
+
 #[tokio::test]
 async fn a_lease_that_ends_hands_its_slot_straight_to_the_next_request_it_answered() {
     let f = fixture(10, 1);
-    let (first, slots) = add_worker(&f, 1, 1);
+    let (_, slots) = add_worker(&f, 1, 1);
     let one = submit(&f.pool, 1).await.unwrap();
     let two = submit(&f.pool, 2).await.unwrap();
-    assert_eq!(take(&f, first), 1);
-    answer(&f, &slots[0], &head(1));
-    let mut lease = within("the first lease", one.wait()).await.unwrap();
-    assert!(matches!(
-        lease.conn().next().await,
-        Ok(Some(ToMaster::ResponseHead { id: 1, .. }))
-    ));
+    let mut lease = serve_head(&f, &slots[0], one, 1).await;
     // The slot finishes request 1 and answers request 2 before the master gets back to it.
-    answer(&f, &slots[0], &ToMaster::End { id: 1 });
-    assert!(matches!(
-        lease.conn().next().await,
-        Ok(Some(ToMaster::End { id: 1 }))
-    ));
-    assert_eq!(take(&f, first), 2);
+    end(&f, &slots[0], &mut lease, 1).await;
+    assert_eq!(take(&f, slots[0].board_slot), 2);
     answer(&f, &slots[0], &head(2));
     drop(lease);
     let mut lease = ready_at_once(two.wait())
         .expect("lent on by the lease itself, not by the watcher")
         .unwrap();
-    assert!(matches!(
-        lease.conn().next().await,
-        Ok(Some(ToMaster::ResponseHead { id: 2, .. }))
-    ));
+    expect_head(&mut lease, 2).await;
     assert_eq!(f.pool.lock().leased, 1, "one lease ended, one began");
-    answer(&f, &slots[0], &ToMaster::End { id: 2 });
-    assert!(matches!(
-        lease.conn().next().await,
-        Ok(Some(ToMaster::End { id: 2 }))
-    ));
+    end(&f, &slots[0], &mut lease, 2).await;
     drop(lease);
     let later = tokio::time::Instant::now() + Duration::from_secs(5);
     assert!(f.pool.wait_until_all_idle(later).await);
@@ -253,50 +262,33 @@ async fn a_lease_that_ends_hands_its_slot_straight_to_the_next_request_it_answer
 #[tokio::test]
 async fn a_slot_whose_next_answer_is_not_here_yet_goes_back_to_its_watcher() {
     let f = fixture(10, 1);
-    let (first, slots) = add_worker(&f, 1, 1);
+    let (_, slots) = add_worker(&f, 1, 1);
     let one = submit(&f.pool, 1).await.unwrap();
-    assert_eq!(take(&f, first), 1);
-    answer(&f, &slots[0], &head(1));
-    answer(&f, &slots[0], &ToMaster::End { id: 1 });
-    let mut lease = within("the first lease", one.wait()).await.unwrap();
-    lease.conn().next().await.unwrap();
-    lease.conn().next().await.unwrap();
+    let mut lease = serve_head(&f, &slots[0], one, 1).await;
+    end(&f, &slots[0], &mut lease, 1).await;
     drop(lease);
     // Request 2 comes later; the watcher (not the old lease) lends the slot to it.
     let two = submit(&f.pool, 2).await.unwrap();
-    assert_eq!(take(&f, first), 2);
-    answer(&f, &slots[0], &head(2));
-    let mut lease = within("the second lease", two.wait()).await.unwrap();
-    assert!(matches!(
-        lease.conn().next().await,
-        Ok(Some(ToMaster::ResponseHead { id: 2, .. }))
-    ));
+    serve_head(&f, &slots[0], two, 2).await;
 }
 
 #[tokio::test]
 async fn a_request_the_slot_skipped_is_left_to_the_watcher_when_a_lease_ends() {
     let f = fixture(10, 1);
-    let (first, slots) = add_worker(&f, 1, 1);
+    let (_, slots) = add_worker(&f, 1, 1);
     let one = submit(&f.pool, 1).await.unwrap();
     let two = submit(&f.pool, 2).await.unwrap();
     let three = submit(&f.pool, 3).await.unwrap();
     drop(two); // its client left while it was queued: cancelled
-    assert_eq!(take(&f, first), 1);
-    answer(&f, &slots[0], &head(1));
-    let mut lease = within("the first lease", one.wait()).await.unwrap();
-    lease.conn().next().await.unwrap();
-    answer(&f, &slots[0], &ToMaster::End { id: 1 });
-    lease.conn().next().await.unwrap();
-    assert_eq!(take(&f, first), 2);
+    let mut lease = serve_head(&f, &slots[0], one, 1).await;
+    end(&f, &slots[0], &mut lease, 1).await;
+    assert_eq!(take(&f, slots[0].board_slot), 2);
     answer(&f, &slots[0], &ToMaster::Skipped { id: 2 });
-    assert_eq!(take(&f, first), 3);
+    assert_eq!(take(&f, slots[0].board_slot), 3);
     answer(&f, &slots[0], &head(3));
     drop(lease);
     let mut lease = within("the third lease", three.wait()).await.unwrap();
-    assert!(matches!(
-        lease.conn().next().await,
-        Ok(Some(ToMaster::ResponseHead { id: 3, .. }))
-    ));
+    expect_head(&mut lease, 3).await;
     assert!(!is_pending(&f, 2), "the skipped request is forgotten");
 }
 
