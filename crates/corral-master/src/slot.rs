@@ -263,6 +263,12 @@ impl SlotConn {
             wake.store(0, Ordering::Relaxed);
             taken = ring.take(&mut self.rx).map_err(invalid)?;
         }
+        self.absorb(taken)
+    }
+
+    /// Acts on what a look at the ring found: true if that gave frames or switched to the
+    /// socket.
+    fn absorb(&mut self, taken: Taken) -> io::Result<bool> {
         match taken {
             Taken::Empty => Ok(false),
             Taken::Switch => {
@@ -343,14 +349,8 @@ impl SlotConn {
     pub fn ready_id(&mut self) -> io::Result<Option<u64>> {
         if self.inbox.is_empty() && !self.on_socket {
             let ring = board::response_ring(self.board.all(), self.board_slot);
-            match ring.take(&mut self.rx).map_err(invalid)? {
-                Taken::Packet => {
-                    let packet = self.rx.split();
-                    self.decode_packet(packet)?;
-                }
-                Taken::Switch => self.on_socket = true,
-                Taken::Empty => {}
-            }
+            let taken = ring.take(&mut self.rx).map_err(invalid)?;
+            self.absorb(taken)?;
         }
         Ok(self.inbox.front().and_then(ToMaster::id))
     }
