@@ -84,6 +84,35 @@ def test_worker_threads_take_requests_while_one_is_busy(corral, tmp_path):
     assert held.result(15).status == 200
 
 
+@pytest.mark.parametrize(
+    "layout",
+    [("--mpm", "worker", "-w", "1", "--threads", "4"), ("--mpm", "worker", "-w", "2", "--threads", "2")],
+    ids=["1x4", "2x2"],
+)
+def test_a_burst_of_requests_runs_on_every_idle_slot_at_once(corral, tmp_path, layout):
+    """Four requests arrive together while four slots sleep. The master wakes at most one
+    slot per worker process; a slot that takes a request and sees more waiting wakes the next,
+    so all four run at once instead of one after another."""
+    c = corral(APP, *layout)
+    n = 4
+    started = [tmp_path / f"burst{i}.started" for i in range(n)]
+    release = tmp_path / "burst.release"
+    conns = [RawConnection(c.port, timeout=30) for _ in range(n)]
+    try:
+        requests = [get_request(f"/hold?started={s}&release={release}&timeout=20") for s in started]
+        for conn, request in zip(conns, requests):
+            conn.send(request)
+        wait_until(lambda: all(s.exists() for s in started), 15, message="all four requests to run at once")
+        release.write_text("go")
+        for i, conn in enumerate(conns):
+            r = conn.read_response(timeout=15)
+            assert r.status == 200, f"request {i}: {r}"
+            assert r.json()["released"], f"request {i} ran out of time instead of running at once"
+    finally:
+        for conn in conns:
+            conn.close()
+
+
 def test_clients_that_leave_mid_request_never_wedge_a_worker(corral):
     """Each client leaves while its request runs; the master aborts a request the worker has
     often already finished, so stale frames reach an idle slot. Hundreds of them (more than

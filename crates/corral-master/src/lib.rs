@@ -68,11 +68,11 @@ pub async fn run(cfg: Config, mut stops: mpsc::UnboundedReceiver<Stop>) -> Exit 
         multiprocess: cfg.pool.workers > 1,
         log_level: cfg.log.level.as_str().to_owned(),
     };
-    let (queue, board) = match pool::make_queue_and_board(&cfg.pool) {
-        Ok(qb) => qb,
-        Err(e) => return Exit::Failed(format!("cannot create the request queue: {e}")),
+    let board = match pool::make_board(&cfg.pool) {
+        Ok(b) => b,
+        Err(e) => return Exit::Failed(format!("cannot create the scoreboard: {e}")),
     };
-    let (mut zygote, mut from_zygote) = match zygote::start(&zcfg, queue.workers, board.fd) {
+    let (mut zygote, mut from_zygote) = match zygote::start(&zcfg, board.fd) {
         Ok(z) => z,
         Err(e) => return Exit::Failed(format!("cannot start the zygote: {e}")),
     };
@@ -87,15 +87,7 @@ pub async fn run(cfg: Config, mut stops: mpsc::UnboundedReceiver<Stop>) -> Exit 
             return Exit::LoadFailed(format!("the zygote exited during startup ({status:?})"));
         }
     }
-    let (pool, pool_events) = match pool::Pool::new(
-        cfg.pool.max_queue,
-        queue.master,
-        board.words,
-        cfg.pool.threads,
-    ) {
-        Ok(p) => p,
-        Err(e) => return Exit::Failed(format!("cannot register the request queue: {e}")),
-    };
+    let (pool, pool_events) = pool::Pool::new(cfg.pool.max_queue, board.words, cfg.pool.threads);
     let sup = Supervisor {
         zygote,
         from_zygote,

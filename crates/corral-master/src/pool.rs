@@ -3,9 +3,10 @@
 //!
 //! A request is not sent to a chosen slot. Its first packet goes into the pool's *request
 //! queue*: a ring in the scoreboard that every worker maps (`corral_proto::ring`), from which
-//! any idle slot takes the oldest packet, and a `SOCK_SEQPACKET` socket whose receiving end
-//! every worker shares, on which a slot that found the ring empty sleeps until the master rings
-//! a doorbell (one byte, only when a slot said it sleeps). A busy slot is therefore never given
+//! any idle slot takes the oldest packet, with a doorbell beside it (a futex), on which a slot
+//! that found the ring empty sleeps until the master — or a slot that took a packet and saw
+//! more waiting — rings it (only when a slot said it sleeps, and never for more slots at once
+//! than there are worker processes: `corral_proto::ring`, "Sleeping and waking"). A busy slot is therefore never given
 //! a request — a request waits behind another only when every slot is
 //! busy — and a slot that finishes takes the next queued request without going to sleep. It is
 //! how gunicorn's workers share a listening socket, one level down: keep-alive connections and
@@ -42,18 +43,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use corral_proto::board;
 use corral_proto::ring::{PushError, Ring};
-use corral_sys::SharedWords;
+use corral_sys::{bell, SharedWords};
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use crate::slot::{Gather, PacketWriter, SlotConn, WorkerId};
-
-/// The two ends of a pool's request queue.
-pub struct QueueEnds {
-    /// Kept by the master, which sends.
-    pub master: OwnedFd,
-    /// Passed to the zygote, so that every worker reads from it.
-    pub workers: OwnedFd,
-}
+use crate::slot::{Gather, SlotConn, WorkerId};
 
 /// A pool's scoreboard: the master's mapping and the descriptor the zygote maps.
 pub struct Board {
@@ -66,14 +59,13 @@ pub struct Board {
 /// requests, or about fifty that carry 80 KiB of body each.
 const RING_FULL_RETRY: std::time::Duration = std::time::Duration::from_millis(1);
 
-/// Creates a pool's request queue (the doorbell socket; the requests themselves go in the
-/// scoreboard's ring) and a scoreboard with room for `cfg`'s workers twice over
-/// (replacements start before the dead are reaped), plus a few spare.
-pub fn make_queue_and_board(cfg: &corral_config::PoolConfig) -> io::Result<(QueueEnds, Board)> {
-    let (master, workers) = corral_sys::seqpacket_pair()?;
+/// Creates a pool's scoreboard, which holds its request queue, with room for `cfg`'s workers
+/// twice over (replacements start before the dead are reaped), plus a few spare.
+pub fn make_board(cfg: &corral_config::PoolConfig) -> io::Result<Board> {
     let slots = (2 * cfg.workers + 4) * cfg.threads.max(1);
     let (words, fd) = SharedWords::create("corral-scoreboard", board::words(slots))?;
-    Ok((QueueEnds { master, workers }, Board { words, fd }))
+    board::request_ring(words.all()).set_wake_limit(cfg.workers.max(1) as u64);
+    Ok(Board { words, fd })
 }
 
 /// Things the supervisor must hear about.
@@ -161,8 +153,6 @@ pub struct Pool {
     state: Mutex<State>,
     /// Held while a packet is appended to the request ring (it has one producer).
     pushing: Mutex<()>,
-    /// The master's end of the queue socket, where the doorbell rings.
-    queue: PacketWriter,
     board: Arc<SharedWords>,
     /// Slots per worker: the size of a scoreboard block.
     threads: usize,
@@ -173,14 +163,13 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// A pool sending requests into `queue` (the master's end of the request queue), keeping
-    /// its scoreboard in `board`, for workers of `threads` slots each.
+    /// A pool queueing requests in the ring of its scoreboard `board` (see [`make_board`]),
+    /// for workers of `threads` slots each.
     pub fn new(
         max_queue: usize,
-        queue: OwnedFd,
         board: SharedWords,
         threads: usize,
-    ) -> io::Result<(Arc<Pool>, mpsc::UnboundedReceiver<PoolEvent>)> {
+    ) -> (Arc<Pool>, mpsc::UnboundedReceiver<PoolEvent>) {
         let threads = threads.max(1);
         let blocks = (board::slots(board.len()) / threads) as u32;
         let (events, rx) = mpsc::unbounded_channel();
@@ -195,14 +184,13 @@ impl Pool {
         let pool = Pool {
             state: Mutex::new(state),
             pushing: Mutex::new(()),
-            queue: PacketWriter::new(queue)?,
             board: Arc::new(board),
             threads,
             released: Notify::new(),
             max_queue,
             events,
         };
-        Ok((Arc::new(pool), rx))
+        (Arc::new(pool), rx)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -241,12 +229,7 @@ impl Pool {
         };
         self.enqueue(packet).await?;
         ticket.queued = true;
-        if self.ring().wake_one() && self.queue.ring_doorbell().is_err() {
-            // Nobody holds the queue's other end: the zygote and every worker are gone, and
-            // nobody will ever take the packet.
-            ticket.queued = false;
-            return Err(AcquireError::Closed);
-        }
+        self.wake_a_sleeper();
         Ok(ticket)
     }
 
@@ -258,6 +241,14 @@ impl Pool {
     /// The request ring, in the scoreboard.
     fn ring(&self) -> Ring<'_> {
         board::request_ring(self.board.all())
+    }
+
+    /// Rings the queue's doorbell if a slot sleeps and not enough are on their way already.
+    fn wake_a_sleeper(&self) {
+        let ring = self.ring();
+        if ring.wake_one() {
+            bell::ring(ring.bell());
+        }
     }
 
     /// Appends `packet` to the request ring, waiting while the ring is full.
@@ -325,6 +316,7 @@ impl Pool {
             let word = self.board.word(board::cancel_word(id));
             word.store(id, Ordering::Release);
         }
+        bell::close(self.ring().bell());
     }
 
     /// Waits until no request is waiting or holds a slot, or until `deadline` (false then).

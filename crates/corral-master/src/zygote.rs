@@ -19,12 +19,11 @@ pub struct ZygoteHandle {
     child: Option<Child>,
 }
 
-/// Starts `corral __zygote` and sends it `cfg`, with the receiving end of the request queue
-/// and the scoreboard's descriptor. Messages from it arrive on the returned channel, which
+/// Starts `corral __zygote` and sends it `cfg`, with the scoreboard's descriptor (the request
+/// queue is in the scoreboard). Messages from it arrive on the returned channel, which
 /// closes when the zygote goes away.
 pub fn start(
     cfg: &ZygoteConfig,
-    queue: OwnedFd,
     board: OwnedFd,
 ) -> io::Result<(ZygoteHandle, mpsc::UnboundedReceiver<FromZygote>)> {
     let (ours, theirs) = corral_sys::seqpacket_pair()?;
@@ -37,7 +36,7 @@ pub fn start(
     let child = corral_sys::spawn_with_inherited_fd(&mut cmd, theirs.as_fd())?;
     drop(theirs);
     let json = serde_json::to_vec(cfg).map_err(io::Error::other)?;
-    send_packet(ours.as_fd(), &json, &[queue.as_fd(), board.as_fd()])?;
+    send_packet(ours.as_fd(), &json, &[board.as_fd()])?;
     corral_sys::set_nonblocking(ours.as_fd())?;
     let ctl = Arc::new(crate::slot::register(ours)?);
     let (tx, rx) = mpsc::unbounded_channel();

@@ -3,12 +3,14 @@
 //! This crate owns every raw system call the project makes outside CPython: `SOCK_SEQPACKET`
 //! socket pairs and packets with file descriptors (`SCM_RIGHTS`), `sendfile`, `fork`, the
 //! set-up a forked child needs (process group, parent-death signal, fd hygiene), reaping,
-//! signals and process groups, the scheduling policy, memory shared between processes ([`SharedWords`]), and glibc's
-//! allocator settings. Each function exposes a safe interface; each `unsafe` block says why it is sound.
+//! signals and process groups, the scheduling policy, memory shared between processes
+//! ([`SharedWords`]) and the futex doorbells in it ([`bell`]), and glibc's allocator settings.
+//! Each function exposes a safe interface; each `unsafe` block says why it is sound.
 //!
 //! It must not know about Python, HTTP, the IPC messages or configuration types: it deals in file
 //! descriptors, pids and byte slices only.
 
+pub mod bell;
 pub mod fork;
 pub mod malloc;
 pub mod packet;

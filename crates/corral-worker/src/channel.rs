@@ -1,6 +1,6 @@
 //! The blocking worker end of one slot: the pool's request queue it takes requests from (a
-//! ring in shared memory, with a socket to sleep on while it is empty), and its own IPC socket
-//! to the master.
+//! ring in shared memory, with a doorbell to sleep on while it is empty), and its own IPC
+//! socket to the master.
 //!
 //! A request arrives in the ring as one packet (its head and as much of its body as fits);
 //! the slot writes the request's id on its scoreboard word at once, so that the master knows
@@ -24,14 +24,13 @@ use corral_proto::{
     ToMaster, ToWorker, BACK_TO_RING_FRAME, MAX_CHUNK, MAX_PACKET, WIRE_VERSION,
 };
 use corral_python::{Outcome, Transport};
-use corral_sys::{recv_packet, recv_packet_into, send_packet, RecvFlags, SharedWords};
+use corral_sys::bell::{self, Bell};
+use corral_sys::{recv_packet_into, send_packet, RecvFlags, SharedWords};
 
 /// What every slot of a pool shares: the scoreboard (see `corral_proto::board`), whose request
-/// ring holds the queued requests, and the receiving end of the queue socket, on which a slot
-/// that found the ring empty sleeps until the master rings its doorbell.
+/// ring holds the queued requests and the doorbell a slot that found the ring empty sleeps on.
 #[derive(Clone)]
 pub struct PoolShare {
-    pub queue: Arc<OwnedFd>,
     pub board: Arc<SharedWords>,
 }
 
@@ -82,6 +81,9 @@ pub struct SlotChannel {
     current: u64,
     body_done: bool,
     aborted: bool,
+    /// The doorbell woke this slot and it has not looked at the ring since (see
+    /// `corral_proto::ring`, "Sleeping and waking").
+    woken: bool,
 }
 
 impl SlotChannel {
@@ -102,6 +104,7 @@ impl SlotChannel {
             current: 0,
             body_done: true,
             aborted: false,
+            woken: false,
         }
     }
 
@@ -148,27 +151,29 @@ impl SlotChannel {
     }
 
     /// Blocks until this slot takes the next request from the queue. Requests whose client
-    /// left while they waited are skipped.
+    /// left while they waited are skipped. (The slot thread does the same in two halves, with
+    /// and without Python's lock.)
+    #[cfg(test)]
     pub(crate) fn next_request(&mut self) -> Next {
         loop {
-            if let Some(next) = self.take_next(RecvFlags::Wait) {
+            if let Some(next) = self.try_next_request() {
                 return next;
+            }
+            if !self.sleep_until_rung() {
+                return Next::Closed;
             }
         }
     }
 
-    /// The next request if one is queued now; `None` if the queue is empty (nothing waited).
+    /// The next request if one is queued now; `None` if nothing was taken (the queue is
+    /// empty, or its request was skipped). A slot of a threaded worker calls this with
+    /// Python's lock held, so that the thread that holds it takes the packets while it can
+    /// and a woken sibling waits for the lock before it looks (see `corral_proto::ring`).
     pub(crate) fn try_next_request(&mut self) -> Option<Next> {
-        self.take_next(RecvFlags::DontWait)
-    }
-
-    /// One attempt at the queue; `None` when nothing was taken (empty, or a skipped request).
-    fn take_next(&mut self, how: RecvFlags) -> Option<Next> {
-        match self.take_from_queue(how) {
+        match self.take_from_queue() {
             Ok(Some((id, head))) => Some(Next::Request { id, head }),
             Ok(None) => None,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Some(Next::Closed),
             Err(e) => {
                 tracing::error!("IPC error on the request queue: {e}");
                 Some(Next::Closed)
@@ -176,10 +181,28 @@ impl SlotChannel {
         }
     }
 
+    /// Sleeps on the queue's doorbell unless a packet arrived since the last look. False when
+    /// the master closed the queue: the slot ends.
+    pub(crate) fn sleep_until_rung(&mut self) -> bool {
+        let ring = self.pool.ring();
+        if !ring.start_sleeping() {
+            return true;
+        }
+        match bell::wait(ring.bell()) {
+            Bell::Rung => {
+                self.woken = true;
+                true
+            }
+            Bell::Closed => false,
+        }
+    }
+
     /// Takes one packet from the queue: `None` if its request was cancelled.
-    fn take_from_queue(&mut self, how: RecvFlags) -> io::Result<Option<(u64, Box<RequestHead>)>> {
+    fn take_from_queue(&mut self) -> io::Result<Option<(u64, Box<RequestHead>)>> {
         self.discard_stale()?;
-        self.take_packet(how)?;
+        if !self.take_packet()? {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
         let mut packet = self.rx.split();
         let Some(ToWorker::Request { id, head }) =
             decode_to_worker(&mut packet).map_err(invalid)?
@@ -217,33 +240,25 @@ impl SlotChannel {
         Ok(Some((id, head)))
     }
 
-    /// Takes the next packet from the request ring into `rx`, sleeping on the queue socket
-    /// while the ring is empty (unless `how` says not to wait: `WouldBlock` then).
-    fn take_packet(&mut self, how: RecvFlags) -> io::Result<()> {
+    /// Takes the next packet from the request ring into `rx`; false if the ring is empty. A
+    /// slot the doorbell woke has now looked; whoever takes a packet and sees more waiting
+    /// wakes another sleeper (within the ring's wake limit), so that they are never left
+    /// behind this slot's request.
+    fn take_packet(&mut self) -> io::Result<bool> {
         let ring = self.pool.ring();
-        loop {
-            match ring.take(&mut self.rx).map_err(invalid)? {
-                Taken::Packet => return Ok(()),
-                Taken::Switch => return Err(invalid("a switch marker in the request ring")),
-                Taken::Empty => {}
-            }
-            if how == RecvFlags::DontWait {
-                return Err(io::ErrorKind::WouldBlock.into());
-            }
-            if ring.start_sleeping() {
-                self.wait_for_doorbell()?;
-            }
+        let taken = ring.take(&mut self.rx);
+        if std::mem::take(&mut self.woken) {
+            ring.looked();
         }
-    }
-
-    /// Blocks until the master rings the queue's doorbell (or closes the queue: end of
-    /// stream).
-    fn wait_for_doorbell(&self) -> io::Result<()> {
-        let mut bell = [0u8; 8];
-        let queue = self.pool.queue.as_fd();
-        match recv_packet(queue, &mut bell, &mut Vec::new(), RecvFlags::Wait)? {
-            0 => Err(io::ErrorKind::UnexpectedEof.into()),
-            _ => Ok(()),
+        match taken.map_err(invalid)? {
+            Taken::Packet => {
+                if !ring.is_empty() && ring.wake_one() {
+                    bell::ring(ring.bell());
+                }
+                Ok(true)
+            }
+            Taken::Switch => Err(invalid("a switch marker in the request ring")),
+            Taken::Empty => Ok(false),
         }
     }
 

@@ -56,9 +56,17 @@ pub(crate) fn serve(app: Py<PyAny>, facts: ProcessFacts, mut chan: SlotChannel) 
             }
         };
         loop {
+            // The queue is looked at with Python's lock held and slept on without it (see
+            // `SlotChannel::try_next_request`).
             let next = match try_lock(&chan).and_then(|mut c| c.try_next_request()) {
                 Some(next) => next,
-                None => py.detach(|| lock(&chan).map_or(Next::Closed, |mut c| c.next_request())),
+                None => {
+                    let rung = py.detach(|| lock(&chan).is_some_and(|mut c| c.sleep_until_rung()));
+                    if !rung {
+                        return;
+                    }
+                    continue;
+                }
             };
             let (id, head) = match next {
                 Next::Request { id, head } => (id, head),

@@ -10,11 +10,10 @@ use corral_sys::{poll_readable, recv_packet, send_packet, RecvFlags};
 
 use crate::Zygote;
 
-/// What the master sends as the first packet: the configuration (JSON), with the receiving
-/// end of the pool's request queue and the scoreboard's descriptor attached.
+/// What the master sends as the first packet: the configuration (JSON), with the
+/// scoreboard's descriptor attached (the pool's request queue is in it).
 pub struct Startup {
     pub cfg: ZygoteConfig,
-    pub queue: OwnedFd,
     pub board: OwnedFd,
 }
 
@@ -27,9 +26,9 @@ pub fn read_config(ctl: BorrowedFd<'_>) -> Result<Startup, String> {
     let cfg =
         serde_json::from_slice(&buf[..n]).map_err(|e| format!("bad zygote configuration: {e}"))?;
     let mut fds = fds.into_iter();
-    match (fds.next(), fds.next(), fds.next()) {
-        (Some(queue), Some(board), None) => Ok(Startup { cfg, queue, board }),
-        _ => Err("the zygote configuration must carry the queue and the scoreboard".into()),
+    match (fds.next(), fds.next()) {
+        (Some(board), None) => Ok(Startup { cfg, board }),
+        _ => Err("the zygote configuration must carry the scoreboard, alone".into()),
     }
 }
 

@@ -2,7 +2,8 @@
 //!
 //! The master execs `corral __zygote --ctl-fd N`; the zygote reads its configuration (the
 //! first packet on the control socket, JSON: this is startup, not the hot path; the pool's
-//! request queue and scoreboard come attached, and every worker inherits both), initialises
+//! scoreboard, which holds its request queue, comes attached, and every worker inherits its
+//! mapping), initialises
 //! CPython, imports the app (preload, the default), freezes the heap, says `Ready`, then serves
 //! `Spawn` requests. It is the only process that forks ([`spawn`]), it reaps its children and
 //! reports each exit to the master ([`FromZygote::Exited`]).
@@ -45,13 +46,13 @@ pub(crate) struct Zygote {
     pub(crate) facts: ProcessFacts,
     /// Live workers (each is also the id of its process group).
     pub(crate) workers: BTreeSet<u32>,
-    /// The request queue and the scoreboard, inherited by every worker.
+    /// The scoreboard (with the request queue), inherited by every worker.
     pub(crate) pool: PoolShare,
 }
 
 /// Runs the zygote until the master says stop or goes away. Returns the process exit status.
 pub fn run(ctl: OwnedFd, startup: Startup) -> i32 {
-    let Startup { cfg, queue, board } = startup;
+    let Startup { cfg, board } = startup;
     if let Err(e) = corral_sys::own_process_group() {
         tracing::warn!("zygote cannot start its own process group: {e}");
     }
@@ -85,7 +86,6 @@ pub fn run(ctl: OwnedFd, startup: Startup) -> i32 {
     drop(board); // the mapping stays; workers need no descriptor for it
     let pool = match mapped {
         Ok(board) => PoolShare {
-            queue: Arc::new(queue),
             board: Arc::new(board),
         },
         Err(e) => return fail_startup(&ctl, format!("cannot map the scoreboard: {e}")),

@@ -73,12 +73,14 @@ impl Pool {
         self.released.notify_waiters();
     }
 
-    /// A slot woken for a packet may die before it takes it, while another slot sleeps: if a
-    /// packet waits and a slot sleeps, ring again.
+    /// A slot woken for a packet may die before it looks at the ring, while another slot
+    /// sleeps: if a packet waits, forget the wake-ups counted as on their way and wake a
+    /// sleeper (at worst a spurious look, once a second).
     fn wake_a_sleeper_for_a_waiting_packet(&self) {
         let ring = self.ring();
-        if !ring.is_empty() && ring.wake_one() {
-            let _ = self.queue.ring_doorbell();
+        if !ring.is_empty() {
+            ring.forget_wakes();
+            self.wake_a_sleeper();
         }
     }
 }

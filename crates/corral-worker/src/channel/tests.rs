@@ -46,15 +46,41 @@ fn decode_all(mut packet: BytesMut, frames: &mut Vec<ToMaster>) {
     assert!(packet.is_empty(), "a packet ends inside a frame");
 }
 
-fn channel() -> (SlotChannel, OwnedFd, OwnedFd) {
-    let (ours, master) = corral_sys::seqpacket_pair().unwrap();
-    let (queue, master_queue) = corral_sys::seqpacket_pair().unwrap();
-    let (board, _fd) = SharedWords::create("corral-test", board::words(1)).unwrap();
+/// A pool with room for two slots, and the channel of its first slot.
+fn channel() -> (SlotChannel, OwnedFd) {
+    let (board, _fd) = SharedWords::create("corral-test", board::words(2)).unwrap();
     let pool = PoolShare {
-        queue: Arc::new(queue),
         board: Arc::new(board),
     };
-    (SlotChannel::new(ours, pool, 0), master, master_queue)
+    slot_of(&pool, 0)
+}
+
+/// The channel of scoreboard slot `slot` of `pool`, and the master's end of its socket.
+fn slot_of(pool: &PoolShare, slot: usize) -> (SlotChannel, OwnedFd) {
+    let (ours, master) = corral_sys::seqpacket_pair().unwrap();
+    (SlotChannel::new(ours, pool.clone(), slot), master)
+}
+
+/// Runs `chan.next_request()` on a thread; the id it took arrives on the returned channel
+/// (`None`: the queue closed).
+fn serve_one(mut chan: SlotChannel) -> std::sync::mpsc::Receiver<Option<u64>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(match chan.next_request() {
+            Next::Request { id, .. } => Some(id),
+            Next::Closed => None,
+        });
+    });
+    rx
+}
+
+/// Waits until a slot has counted itself a sleeper.
+fn until_a_slot_sleeps(ring: &Ring<'_>) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while ring.sleepers() == 0 {
+        assert!(std::time::Instant::now() < deadline, "the slot never slept");
+        std::thread::yield_now();
+    }
 }
 
 /// Puts request `id` in the ring, as the master does (without ringing the doorbell).
@@ -68,7 +94,7 @@ fn queue_request(pool: &PoolShare, id: u64) {
 
 #[test]
 fn an_idle_slot_drops_stale_frames_when_the_master_says_so() {
-    let (mut chan, master, _queue) = channel();
+    let (mut chan, master) = channel();
     let mut stale = BytesMut::new();
     encode(&ToWorker::Abort { id: 1 }, &mut stale);
     for _ in 0..3 {
@@ -110,7 +136,7 @@ fn an_idle_slot_drops_stale_frames_when_the_master_says_so() {
 
 #[test]
 fn an_idle_slot_whose_master_let_go_takes_no_more_requests() {
-    let (mut chan, master, _queue) = channel();
+    let (mut chan, master) = channel();
     drop(master);
     chan.pool
         .board
@@ -126,7 +152,7 @@ fn an_idle_slot_whose_master_let_go_takes_no_more_requests() {
 
 #[test]
 fn a_cancelled_request_is_skipped() {
-    let (mut chan, master, _queue) = channel();
+    let (mut chan, master) = channel();
     chan.pool
         .board
         .word(board::cancel_word(7))
@@ -139,7 +165,7 @@ fn a_cancelled_request_is_skipped() {
 
 #[test]
 fn closing_frames_never_push_a_packet_past_the_limit() {
-    let (mut chan, master, _queue) = channel();
+    let (mut chan, master) = channel();
     chan.current = 1;
     let head = ResponseHead {
         status: 200,
@@ -166,36 +192,61 @@ fn closing_frames_never_push_a_packet_past_the_limit() {
 
 #[test]
 fn a_slot_sleeps_on_an_empty_ring_until_the_doorbell_rings() {
-    let (mut chan, _master, queue) = channel();
+    let (mut chan, _master) = channel();
     let pool = chan.pool.clone();
     assert!(chan.try_next_request().is_none(), "nothing queued");
-    let slot = std::thread::spawn(move || match chan.next_request() {
-        Next::Request { id, .. } => Some(id),
-        Next::Closed => None,
-    });
-    // The slot counts itself a sleeper before it blocks.
+    let taken = serve_one(chan);
     let ring = pool.ring();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !ring.wake_one() {
-        assert!(std::time::Instant::now() < deadline, "the slot never slept");
-        std::thread::yield_now();
-    }
+    until_a_slot_sleeps(&ring);
     queue_request(&pool, 3);
-    send_packet(queue.as_fd(), &[1], &[]).unwrap();
-    assert_eq!(slot.join().unwrap(), Some(3));
+    assert!(ring.wake_one(), "the slot sleeps");
+    bell::ring(ring.bell());
+    let id = taken.recv_timeout(std::time::Duration::from_secs(10));
+    assert_eq!(id, Ok(Some(3)));
 }
 
 #[test]
 fn a_sleeping_slot_closes_when_the_master_closes_the_queue() {
-    let (mut chan, _master, queue) = channel();
-    let slot = std::thread::spawn(move || matches!(chan.next_request(), Next::Closed));
-    drop(queue);
-    assert!(slot.join().unwrap());
+    let (chan, _master) = channel();
+    let pool = chan.pool.clone();
+    let taken = serve_one(chan);
+    until_a_slot_sleeps(&pool.ring());
+    bell::close(pool.ring().bell());
+    let id = taken.recv_timeout(std::time::Duration::from_secs(10));
+    assert_eq!(id, Ok(None));
+}
+
+/// The master rang for one slot; that slot took one request and saw another waiting: it
+/// wakes a sleeping sibling, or the second request would wait behind the first.
+#[test]
+fn a_slot_that_leaves_a_packet_behind_wakes_a_sleeping_sibling() {
+    let (mut first, _master) = channel();
+    let pool = first.pool.clone();
+    let (second, _master2) = slot_of(&pool, 1);
+    let ring = pool.ring();
+    let taken = serve_one(second);
+    until_a_slot_sleeps(&ring);
+    assert!(ring.start_sleeping(), "the first slot sleeps too");
+    queue_request(&pool, 4);
+    queue_request(&pool, 5);
+    assert!(ring.wake_one(), "the master wakes one of them, the first");
+    assert!(!ring.wake_one(), "and no more: the wake limit is one");
+    first.woken = true;
+    assert!(matches!(
+        first.try_next_request(),
+        Some(Next::Request { id: 4, .. })
+    ));
+    let id = taken.recv_timeout(std::time::Duration::from_secs(10));
+    assert_eq!(
+        id,
+        Ok(Some(5)),
+        "the sibling was woken for the second request"
+    );
 }
 
 #[test]
 fn a_packet_too_large_for_the_ring_goes_through_the_socket_in_order() {
-    let (mut chan, master, _queue) = channel();
+    let (mut chan, master) = channel();
     chan.current = 1;
     let big = vec![b'b'; chan.pool.response_ring(0).max_packet() + 1];
     chan.send_data(b"small").unwrap();
@@ -224,7 +275,7 @@ fn a_packet_too_large_for_the_ring_goes_through_the_socket_in_order() {
 
 #[test]
 fn the_doorbell_rings_only_when_the_master_waits() {
-    let (mut chan, master, _queue) = channel();
+    let (mut chan, master) = channel();
     chan.current = 1;
     let doorbells = |master: &OwnedFd| {
         let mut n = 0;
@@ -258,7 +309,7 @@ fn the_doorbell_rings_only_when_the_master_waits() {
 
 #[test]
 fn a_full_ring_overflows_to_the_socket_and_nothing_is_lost_or_reordered() {
-    let (mut chan, master, _queue) = channel();
+    let (mut chan, master) = channel();
     chan.current = 1;
     // Small packets until the ring is full, then a few more: those go through the socket,
     // some after the last free word held a switch marker the master has not read yet.
