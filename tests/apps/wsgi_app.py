@@ -35,6 +35,8 @@ Routes:
   /pidfile?path=&sleep=       writes its pid to path, then sleeps
   /exit?code=                 os._exit mid-request
   /segv                       crashes the worker with SIGSEGV
+  /gil_hold?started=&seconds= writes its pid to started, then sleeps in C code that keeps
+                              the GIL (no other thread of the process runs Python)
   /environ                    JSON dump of environ: {key: {"type", "value"}}
   /sysinfo                    JSON: pid, ppid, pgid, cwd, sys.prefix, sys.path
   /headers?status=            two Set-Cookie headers, a latin-1 value, any status
@@ -332,6 +334,17 @@ def exit_route(environ, start_response):
     os._exit(int(_query(environ).get("code", 1)))
 
 
+def gil_hold(environ, start_response):
+    import ctypes
+
+    q = _query(environ)
+    with open(q["started"] + ".tmp", "w") as f:
+        f.write(str(os.getpid()))
+    os.replace(q["started"] + ".tmp", q["started"])
+    ctypes.PyDLL(None).sleep(int(q.get("seconds", 30)))  # PyDLL: the GIL stays held
+    return _text(start_response, "held\n")
+
+
 def segv(environ, start_response):
     import ctypes
 
@@ -466,6 +479,7 @@ ROUTES = {
     "/hold": hold,
     "/exit": exit_route,
     "/segv": segv,
+    "/gil_hold": gil_hold,
     "/environ": environ_route,
     "/sysinfo": sysinfo,
     "/headers": headers_route,

@@ -88,6 +88,7 @@ pub async fn run(cfg: Config, mut stops: mpsc::UnboundedReceiver<Stop>) -> Exit 
         }
     }
     let (pool, pool_events) = pool::Pool::new(cfg.pool.max_queue, board.words, cfg.pool.threads);
+    pool.start_sweeper();
     let sup = Supervisor {
         zygote,
         from_zygote,

@@ -385,6 +385,12 @@ impl Pool {
                 self.fail_held(slot);
             }
         }
+        // A slot of it may have been woken and not have looked at the ring yet: its wake-up
+        // would stay counted as on its way, and hold back the next one.
+        self.ring().forget_wakes();
+        if !self.ring().is_empty() {
+            self.wake_a_sleeper();
+        }
         self.released.notify_waiters();
     }
 

@@ -1,5 +1,5 @@
 //! The master end of one worker slot — its response ring and its IPC socket, on tokio — and
-//! the writer of packets to a socket (a slot, or the pool's queue socket).
+//! the writer of packets to a slot's socket.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
@@ -46,11 +46,6 @@ impl PacketWriter {
 }
 
 impl PacketWriter {
-    /// Rings the doorbell of a pool's queue socket (see `corral_sys::ring_doorbell`).
-    pub fn ring_doorbell(&self) -> io::Result<()> {
-        corral_sys::ring_doorbell(self.fd.get_ref().as_fd())
-    }
-
     /// Sends `packet` as one packet, its large body chunks straight from where they lie.
     pub async fn send_gathered(&self, packet: &Gather<'_>) -> io::Result<()> {
         self.send_parts(&packet.slices()).await

@@ -72,6 +72,9 @@ pub async fn run(
     loop {
         let wake = respawn_at.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         tokio::select! {
+            // Stop first: at shutdown the workers exit (the pool closes its queue), and their
+            // exits must not be mistaken for deaths to replace.
+            biased;
             _ = &mut stop => return Ok(s.zygote),
             _ = sleep_until(wake), if respawn_at.is_some() => {
                 respawn_at = None;

@@ -5,7 +5,8 @@
 //!   left while the request was still in the queue; a worker that takes it from the queue
 //!   skips it (and says `Skipped`). A ring: a later cancellation may overwrite an older one, and then that request
 //!   runs and is aborted the ordinary way.
-//! - **The request ring** (`RING`, [`crate::ring`]): the pool's queue of request packets.
+//! - **The request ring** (`RING`, [`crate::ring`]): the pool's queue of request packets, with
+//!   its doorbell and wake-up counts in its control words.
 //! - **Wake** (`wake_word`, beside the slot's word): the master sets it when it waits for the
 //!   slot's next packet; the slot, after it pushed one into its response ring, clears it and
 //!   rings the doorbell on its socket.

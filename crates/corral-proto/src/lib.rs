@@ -7,11 +7,11 @@
 //! # Transport
 //! Every channel is a Unix `SOCK_SEQPACKET` socket, but for a pool's request queue: its packets
 //! travel in a [`ring`] in the scoreboard, memory the master shares with the workers (layout in
-//! [`board`]), and its socket, whose receiving end all the workers share, only carries the
-//! doorbell that wakes a sleeping slot. Each slot has a socket of its own. One *packet* carries one or more *frames*;
-//! a sender may batch several frames (a response head, its body and its end) into one packet so
-//! that a small response costs one system call. A packet never exceeds [`MAX_PACKET`] bytes, so a
-//! receiver reading with a buffer of that size never truncates one. File descriptors travel as
+//! [`board`]), beside a futex word that is its doorbell (no socket). Each slot has a socket of
+//! its own. One *packet* carries one or more *frames*; a sender may batch several frames (a
+//! response head, its body and its end) into one packet so that a small response costs one
+//! system call. A packet never exceeds [`MAX_PACKET`] bytes, so a receiver reading with a
+//! buffer of that size never truncates one. File descriptors travel as
 //! `SCM_RIGHTS` ancillary data of the packet whose frame announces them ([`ToMaster::File`],
 //! [`ToZygote::Spawn`]).
 //!

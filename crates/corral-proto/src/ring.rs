@@ -48,11 +48,14 @@
 //! the slots that are awake are all busy. The limit is the number of worker processes: a slot
 //! woken in a process whose other slot holds Python's lock (GIL) can do nothing until that
 //! slot lets go, and the slot that holds it takes the next packet itself, so waking more of
-//! one process's threads only costs switches. A woken slot may find the packet gone (another
+//! one process's threads only costs switches. (The limit is per pool, not per process: the
+//! futex wakes whichever slot has waited longest, which may be a second thread of a busy
+//! process; the chain reaches the others once that one has the GIL.) A woken slot may find the packet gone (another
 //! slot took it); it counts itself again and goes back to sleep. A doorbell nobody was
 //! waiting for is kept for the next slot that would sleep, which costs it a spurious look.
-//! A slot that dies between its wake-up and its look leaves `waking` too high; the master's
-//! sweep forgets the count ([`Ring::forget_wakes`]) when packets wait.
+//! A slot that dies between its wake-up and its look leaves `waking` too high; the master
+//! forgets the count ([`Ring::forget_wakes`]) when a worker exits, and its sweep does once a
+//! second while packets wait.
 //!
 //! # Response rings
 //! The slot's socket stays: it carries the packets that hold a file descriptor or are too large

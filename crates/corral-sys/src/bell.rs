@@ -42,12 +42,13 @@ pub fn close(word: &AtomicU64) {
 }
 
 /// Consumes one ring, sleeping until there is one; [`Bell::Closed`] once the bell is closed.
-pub fn wait(word: &AtomicU64) -> Bell {
+/// An error only if the kernel refuses to let the thread wait (no futexes: a sandbox).
+pub fn wait(word: &AtomicU64) -> io::Result<Bell> {
     loop {
         let seen = word.load(Ordering::SeqCst);
         match try_consume(word, seen) {
-            Some(bell) => return bell,
-            None if seen & COUNT == 0 => futex_wait(word, seen),
+            Some(bell) => return Ok(bell),
+            None if seen & COUNT == 0 => futex_wait(word, seen)?,
             None => {} // another waiter consumed first: look again
         }
     }
@@ -89,18 +90,26 @@ fn futex_address(word: &AtomicU64) -> *const u32 {
 
 /// Sleeps while the word's futex still holds `seen`'s low 32 bits. Returns on a wake-up, on
 /// a changed value (`EAGAIN`) and on a signal alike: the caller looks again.
-fn futex_wait(word: &AtomicU64, seen: u64) {
+fn futex_wait(word: &AtomicU64, seen: u64) -> io::Result<()> {
     // SAFETY: the address points into `word`, a live, aligned atomic for the whole call (the
     // borrow outlives it); FUTEX_WAIT only reads those 4 bytes atomically and compares them
     // with `seen`'s low half; no timeout, no other pointer is passed.
-    unsafe {
+    let r = unsafe {
         libc::syscall(
             libc::SYS_futex,
             futex_address(word),
             libc::FUTEX_WAIT,
             seen as u32,
             ptr::null::<libc::timespec>(),
-        );
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EAGAIN | libc::EINTR) => Ok(()),
+        _ => Err(e),
     }
 }
 
@@ -134,7 +143,7 @@ mod tests {
         let words = shared_word();
         ring(words.word(0));
         ring(words.word(0));
-        assert_eq!(wait(words.word(0)), Bell::Rung);
+        assert_eq!(wait(words.word(0)).unwrap(), Bell::Rung);
         assert_eq!(try_wait(words.word(0)), Some(Bell::Rung));
         assert_eq!(try_wait(words.word(0)), None, "both rings consumed");
     }
@@ -145,7 +154,7 @@ mod tests {
         let (done_tx, done_rx) = std::sync::mpsc::channel();
         for _ in 0..3 {
             let (words, done) = (words.clone(), done_tx.clone());
-            thread::spawn(move || done.send(wait(words.word(0))).unwrap());
+            thread::spawn(move || done.send(wait(words.word(0)).unwrap()).unwrap());
         }
         thread::sleep(Duration::from_millis(50));
         assert!(done_rx.try_recv().is_err(), "nobody wakes without a ring");
@@ -159,6 +168,10 @@ mod tests {
             let rest = done_rx.recv_timeout(Duration::from_secs(5)).unwrap();
             assert_eq!(rest, Bell::Closed);
         }
-        assert_eq!(wait(words.word(0)), Bell::Closed, "closed for good");
+        assert_eq!(
+            wait(words.word(0)).unwrap(),
+            Bell::Closed,
+            "closed for good"
+        );
     }
 }

@@ -185,15 +185,23 @@ impl SlotChannel {
     /// the master closed the queue: the slot ends.
     pub(crate) fn sleep_until_rung(&mut self) -> bool {
         let ring = self.pool.ring();
+        if std::mem::take(&mut self.woken) {
+            // Woken, but it could not look (its channel was busy): it has all the same.
+            ring.looked();
+        }
         if !ring.start_sleeping() {
             return true;
         }
         match bell::wait(ring.bell()) {
-            Bell::Rung => {
+            Ok(Bell::Rung) => {
                 self.woken = true;
                 true
             }
-            Bell::Closed => false,
+            Ok(Bell::Closed) => false,
+            Err(e) => {
+                tracing::error!("cannot wait on the request queue's doorbell: {e}");
+                false
+            }
         }
     }
 

@@ -2,12 +2,15 @@
 //!
 //! It owns the slot threads (one per `--threads`, each with its own IPC socket to the master) and
 //! the blocking side of the IPC protocol ([`channel`]). Every idle slot thread of every worker
-//! of the pool waits on the same request queue; the kernel hands each request to one of them.
-//! Each slot thread attaches to Python once and detaches only while it waits on a socket
-//! (DESIGN.md "Python").
+//! of the pool takes requests from the same request queue and sleeps on its doorbell while it
+//! is empty. Each slot thread attaches to Python once, looks at the queue with Python's lock
+//! held, and detaches only while it waits: on the doorbell or on its socket (DESIGN.md
+//! "Python").
 //!
-//! It must not fork, listen, or talk HTTP. It handles no signals itself: the master ends a worker
-//! by closing its sockets (end of stream → the process exits) or by killing its process group.
+//! It must not fork, listen, or talk HTTP. It handles no signals itself: a worker ends when the
+//! master closes the queue (its sleeping slots wake to a closed doorbell) or one of its slot
+//! sockets (end of stream), or when the master or the zygote kills its process group; either
+//! way the whole process exits.
 //!
 //! Messages accepted: `Request` (with the first of its `Body` frames, and its `BodyEnd` if the
 //! body fits) from the queue; `Body`, `BodyEnd`, `Abort` on a slot (see `corral-proto`).

@@ -61,26 +61,43 @@ fn slot_of(pool: &PoolShare, slot: usize) -> (SlotChannel, OwnedFd) {
     (SlotChannel::new(ours, pool.clone(), slot), master)
 }
 
-/// Runs `chan.next_request()` on a thread; the id it took arrives on the returned channel
-/// (`None`: the queue closed).
-fn serve_one(mut chan: SlotChannel) -> std::sync::mpsc::Receiver<Option<u64>> {
+/// Runs `chan.next_request()` on a thread named `name`; the id it took arrives on the
+/// returned channel (`None`: the queue closed).
+fn serve_one(mut chan: SlotChannel, name: &str) -> std::sync::mpsc::Receiver<Option<u64>> {
     let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(match chan.next_request() {
-            Next::Request { id, .. } => Some(id),
-            Next::Closed => None,
-        });
-    });
+    let thread = std::thread::Builder::new().name(name.into());
+    thread
+        .spawn(move || {
+            let _ = tx.send(match chan.next_request() {
+                Next::Request { id, .. } => Some(id),
+                Next::Closed => None,
+            });
+        })
+        .unwrap();
     rx
 }
 
-/// Waits until a slot has counted itself a sleeper.
-fn until_a_slot_sleeps(ring: &Ring<'_>) {
+/// Waits until the slot thread named `name` has counted itself a sleeper and blocks: on the
+/// doorbell, the only place it can block then.
+fn until_asleep(ring: &Ring<'_>, name: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while ring.sleepers() == 0 {
+    while ring.sleepers() == 0 || !thread_blocked(name) {
         assert!(std::time::Instant::now() < deadline, "the slot never slept");
-        std::thread::yield_now();
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
+}
+
+/// Whether this process's thread named `name` is blocked (state `S` in /proc).
+fn thread_blocked(name: &str) -> bool {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return false;
+    };
+    tasks.flatten().any(|task| {
+        let read = |file| std::fs::read_to_string(task.path().join(file)).unwrap_or_default();
+        let state = read("stat");
+        let state = state.rsplit(')').next().unwrap_or("").trim_start();
+        read("comm").trim_end() == name && state.starts_with('S')
+    })
 }
 
 /// Puts request `id` in the ring, as the master does (without ringing the doorbell).
@@ -195,9 +212,9 @@ fn a_slot_sleeps_on_an_empty_ring_until_the_doorbell_rings() {
     let (mut chan, _master) = channel();
     let pool = chan.pool.clone();
     assert!(chan.try_next_request().is_none(), "nothing queued");
-    let taken = serve_one(chan);
+    let taken = serve_one(chan, "slot-bell");
     let ring = pool.ring();
-    until_a_slot_sleeps(&ring);
+    until_asleep(&ring, "slot-bell");
     queue_request(&pool, 3);
     assert!(ring.wake_one(), "the slot sleeps");
     bell::ring(ring.bell());
@@ -209,8 +226,8 @@ fn a_slot_sleeps_on_an_empty_ring_until_the_doorbell_rings() {
 fn a_sleeping_slot_closes_when_the_master_closes_the_queue() {
     let (chan, _master) = channel();
     let pool = chan.pool.clone();
-    let taken = serve_one(chan);
-    until_a_slot_sleeps(&pool.ring());
+    let taken = serve_one(chan, "slot-close");
+    until_asleep(&pool.ring(), "slot-close");
     bell::close(pool.ring().bell());
     let id = taken.recv_timeout(std::time::Duration::from_secs(10));
     assert_eq!(id, Ok(None));
@@ -224,8 +241,8 @@ fn a_slot_that_leaves_a_packet_behind_wakes_a_sleeping_sibling() {
     let pool = first.pool.clone();
     let (second, _master2) = slot_of(&pool, 1);
     let ring = pool.ring();
-    let taken = serve_one(second);
-    until_a_slot_sleeps(&ring);
+    let taken = serve_one(second, "slot-sibling");
+    until_asleep(&ring, "slot-sibling");
     assert!(ring.start_sleeping(), "the first slot sleeps too");
     queue_request(&pool, 4);
     queue_request(&pool, 5);
