@@ -6,11 +6,11 @@
 //! any idle slot takes the oldest packet, with a doorbell beside it (a futex), on which a slot
 //! that found the ring empty sleeps until the master — or a slot that took a packet and saw
 //! more waiting — rings it (only when a slot said it sleeps, and never for more slots at once
-//! than there are worker processes: `corral_proto::ring`, "Sleeping and waking"). A busy slot is therefore never given
-//! a request — a request waits behind another only when every slot is
-//! busy — and a slot that finishes takes the next queued request without going to sleep. It is
-//! how gunicorn's workers share a listening socket, one level down: keep-alive connections and
-//! slow clients stay in the master.
+//! than there are worker processes: `corral_proto::ring`, "Sleeping and waking"). A busy slot
+//! is therefore never given a request — a request waits behind another only when every slot
+//! is busy — and a slot that finishes takes the next queued request without going to sleep.
+//! It is how gunicorn's workers share a listening socket, one level down: keep-alive
+//! connections and slow clients stay in the master.
 //!
 //! The master learns which slot took a request from that slot's first frame for it (the
 //! response head, or `Taken` when the rest of the body must follow on that slot). A watcher

@@ -174,6 +174,8 @@ impl SlotChannel {
             Ok(Some((id, head))) => Some(Next::Request { id, head }),
             Ok(None) => None,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+            // The master closed this slot's socket (it retires the worker).
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Some(Next::Closed),
             Err(e) => {
                 tracing::error!("IPC error on the request queue: {e}");
                 Some(Next::Closed)
