@@ -261,6 +261,47 @@ fn a_slot_that_leaves_a_packet_behind_wakes_a_sleeping_sibling() {
     );
 }
 
+/// Woken, the slot could not look at the ring (its channel was busy) and goes back to sleep:
+/// its wake-up must not stay counted as on its way, or the master would never ring again.
+#[test]
+fn a_slot_that_sleeps_again_before_it_looked_frees_its_wake_up() {
+    let (mut chan, _master) = channel();
+    let pool = chan.pool.clone();
+    let ring = pool.ring();
+    assert!(ring.start_sleeping());
+    queue_request(&pool, 8);
+    assert!(ring.wake_one(), "the master wakes the slot");
+    chan.woken = true;
+    assert_eq!(
+        ring.take(&mut BytesMut::new()),
+        Ok(Taken::Packet),
+        "another slot took it"
+    );
+    let (tx, taken) = std::sync::mpsc::channel();
+    let thread = std::thread::Builder::new().name("slot-relook".into());
+    thread
+        .spawn(move || {
+            let rung = chan.sleep_until_rung();
+            let _ = tx.send(
+                rung.then(|| chan.next_request())
+                    .and_then(|next| match next {
+                        Next::Request { id, .. } => Some(id),
+                        Next::Closed => None,
+                    }),
+            );
+        })
+        .unwrap();
+    until_asleep(&ring, "slot-relook");
+    queue_request(&pool, 9);
+    assert!(
+        ring.wake_one(),
+        "no wake-up is counted as on its way any more"
+    );
+    bell::ring(ring.bell());
+    let id = taken.recv_timeout(std::time::Duration::from_secs(10));
+    assert_eq!(id, Ok(Some(9)));
+}
+
 #[test]
 fn a_packet_too_large_for_the_ring_goes_through_the_socket_in_order() {
     let (mut chan, master) = channel();
