@@ -251,6 +251,16 @@ impl Pool {
         }
     }
 
+    /// Forgets the wake-ups counted as on their way (a woken slot may have died before it
+    /// looked) and, if a packet waits, wakes a sleeper for it. Waking one too many only costs
+    /// a spurious look.
+    fn recount_wakes(&self) {
+        self.ring().forget_wakes();
+        if !self.ring().is_empty() {
+            self.wake_a_sleeper();
+        }
+    }
+
     /// Appends `packet` to the request ring, waiting while the ring is full.
     async fn enqueue(&self, packet: &Gather<'_>) -> Result<(), AcquireError> {
         loop {
@@ -387,10 +397,7 @@ impl Pool {
         }
         // A slot of it may have been woken and not have looked at the ring yet: its wake-up
         // would stay counted as on its way, and hold back the next one.
-        self.ring().forget_wakes();
-        if !self.ring().is_empty() {
-            self.wake_a_sleeper();
-        }
+        self.recount_wakes();
         self.released.notify_waiters();
     }
 

@@ -74,13 +74,11 @@ impl Pool {
     }
 
     /// A slot woken for a packet may die before it looks at the ring, while another slot
-    /// sleeps: if a packet waits, forget the wake-ups counted as on their way and wake a
-    /// sleeper (at worst a spurious look, once a second).
+    /// sleeps: if a packet waits, recount the wake-ups (at worst a spurious look, once a
+    /// second).
     fn wake_a_sleeper_for_a_waiting_packet(&self) {
-        let ring = self.ring();
-        if !ring.is_empty() {
-            ring.forget_wakes();
-            self.wake_a_sleeper();
+        if !self.ring().is_empty() {
+            self.recount_wakes();
         }
     }
 }

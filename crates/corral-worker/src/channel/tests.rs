@@ -64,14 +64,28 @@ fn slot_of(pool: &PoolShare, slot: usize) -> (SlotChannel, OwnedFd) {
 /// Runs `chan.next_request()` on a thread named `name`; the id it took arrives on the
 /// returned channel (`None`: the queue closed).
 fn serve_one(mut chan: SlotChannel, name: &str) -> std::sync::mpsc::Receiver<Option<u64>> {
+    on_thread(name, move || taken_id(chan.next_request()))
+}
+
+/// The id of the request a slot took (`None`: the queue closed).
+fn taken_id(next: Next) -> Option<u64> {
+    match next {
+        Next::Request { id, .. } => Some(id),
+        Next::Closed => None,
+    }
+}
+
+/// Runs `slot` on a thread named `name` (see `until_asleep`); what it returns arrives on the
+/// returned channel.
+fn on_thread(
+    name: &str,
+    slot: impl FnOnce() -> Option<u64> + std::marker::Send + 'static,
+) -> std::sync::mpsc::Receiver<Option<u64>> {
     let (tx, rx) = std::sync::mpsc::channel();
     let thread = std::thread::Builder::new().name(name.into());
     thread
         .spawn(move || {
-            let _ = tx.send(match chan.next_request() {
-                Next::Request { id, .. } => Some(id),
-                Next::Closed => None,
-            });
+            let _ = tx.send(slot());
         })
         .unwrap();
     rx
@@ -277,20 +291,10 @@ fn a_slot_that_sleeps_again_before_it_looked_frees_its_wake_up() {
         Ok(Taken::Packet),
         "another slot took it"
     );
-    let (tx, taken) = std::sync::mpsc::channel();
-    let thread = std::thread::Builder::new().name("slot-relook".into());
-    thread
-        .spawn(move || {
-            let rung = chan.sleep_until_rung();
-            let _ = tx.send(
-                rung.then(|| chan.next_request())
-                    .and_then(|next| match next {
-                        Next::Request { id, .. } => Some(id),
-                        Next::Closed => None,
-                    }),
-            );
-        })
-        .unwrap();
+    let taken = on_thread("slot-relook", move || {
+        let rung = chan.sleep_until_rung();
+        rung.then(|| chan.next_request()).and_then(taken_id)
+    });
     until_asleep(&ring, "slot-relook");
     queue_request(&pool, 9);
     assert!(
