@@ -134,6 +134,28 @@ def test_a_worker_killed_while_a_woken_slot_waits_for_the_gil_leaves_the_queue_w
         assert r.status == 200, f"request {i} to the idle replacement: {r}"
 
 
+def test_a_process_whose_gil_c_code_holds_is_not_woken_while_another_is_idle(corral, tmp_path):
+    """-w 2 --threads 4: one thread of one process holds the GIL in C code for seconds, its
+    three other threads sleep. Requests arrive one at a time: each must go to the idle
+    process at once. (Waking a sleeping thread of the GIL-bound process would leave the
+    request waiting for the GIL, or for the master's once-a-second sweep.)"""
+    c = corral(APP, "--mpm", "worker", "-w", "2", "--threads", "4")
+    started = tmp_path / "gil.started"
+    held = Background(lambda: c.get(f"/gil_hold?started={started}&seconds=4", timeout=30))
+    busy = int(wait_until(lambda: started.exists() and started.read_text(), 15, message="the GIL to be held"))
+    slowest = 0.0
+    for i in range(20):
+        sent = time.monotonic()
+        r = c.get("/sysinfo", timeout=20)
+        slowest = max(slowest, time.monotonic() - sent)
+        assert r.status == 200, f"request {i}: {r}"
+        assert r.json()["pid"] != busy, f"request {i} was served by the GIL-bound process"
+        time.sleep(0.02)
+    assert not held.done(), "the GIL is still held: the test is meaningless otherwise"
+    assert slowest < 0.3, f"a request waited {slowest:.2f} s while a process was idle"
+    assert held.result(20).status == 200
+
+
 def test_clients_that_leave_mid_request_never_wedge_a_worker(corral):
     """Each client leaves while its request runs; the master aborts a request the worker has
     often already finished, so stale frames reach an idle slot. Hundreds of them (more than

@@ -3,10 +3,11 @@
 //!
 //! A request is not sent to a chosen slot. Its first packet goes into the pool's *request
 //! queue*: a ring in the scoreboard that every worker maps (`corral_proto::ring`), from which
-//! any idle slot takes the oldest packet, with a doorbell beside it (a futex), on which a slot
-//! that found the ring empty sleeps until the master — or a slot that took a packet and saw
-//! more waiting — rings it (only when a slot said it sleeps, and never for more slots at once
-//! than there are worker processes: `corral_proto::ring`, "Sleeping and waking"). A busy slot
+//! any idle slot takes the oldest packet. A slot that found the ring empty sleeps on its
+//! process's doorbell (a futex) until the master — or a slot that took a packet and saw more
+//! waiting — rings it: only when a slot of that process said it sleeps, at most one woken slot
+//! per process at a time, and the process with the fewest busy slots first
+//! (`corral_proto::doorbells`). A busy slot
 //! is therefore never given a request — a request waits behind another only when every slot
 //! is busy — and a slot that finishes takes the next queued request without going to sleep.
 //! It is how gunicorn's workers share a listening socket, one level down: keep-alive
@@ -42,6 +43,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use corral_proto::board;
+use corral_proto::doorbells::Doorbells;
 use corral_proto::ring::{PushError, Ring};
 use corral_sys::{bell, SharedWords};
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -64,7 +66,6 @@ const RING_FULL_RETRY: std::time::Duration = std::time::Duration::from_millis(1)
 pub fn make_board(cfg: &corral_config::PoolConfig) -> io::Result<Board> {
     let slots = (2 * cfg.workers + 4) * cfg.threads.max(1);
     let (words, fd) = SharedWords::create("corral-scoreboard", board::words(slots))?;
-    board::request_ring(words.all()).set_wake_limit(cfg.workers.max(1) as u64);
     Ok(Board { words, fd })
 }
 
@@ -243,19 +244,25 @@ impl Pool {
         board::request_ring(self.board.all())
     }
 
-    /// Rings the queue's doorbell if a slot sleeps and not enough are on their way already.
+    /// The doorbells the slots of each worker sleep on, in the scoreboard.
+    fn doorbells(&self) -> Doorbells<'_> {
+        board::doorbells(self.board.all())
+    }
+
+    /// Rings the doorbell of the process with the most sleeping slots, if one sleeps in a
+    /// process that has no woken slot on its way already.
     fn wake_a_sleeper(&self) {
-        let ring = self.ring();
-        if ring.wake_one() {
-            bell::ring(ring.bell());
+        let doorbells = self.doorbells();
+        if let Some(process) = doorbells.wake_one() {
+            bell::ring(doorbells.bell(process));
         }
     }
 
     /// Forgets the wake-ups counted as on their way (a woken slot may have died before it
-    /// looked) and, if a packet waits, wakes a sleeper for it. Waking one too many only costs
-    /// a spurious look.
+    /// looked, or wait for a Python lock that C code holds) and, if a packet waits, wakes a
+    /// sleeper for it. Waking one too many only costs a spurious look.
     fn recount_wakes(&self) {
-        self.ring().forget_wakes();
+        self.doorbells().forget_wakes();
         if !self.ring().is_empty() {
             self.wake_a_sleeper();
         }
@@ -293,14 +300,20 @@ impl Pool {
         Some(block)
     }
 
-    /// Forgets what a dead worker left in a block's response rings and wake words; nobody
-    /// else holds the block (its last worker was reaped, every slot of it was dropped).
+    /// Forgets what a dead worker left in a block's response rings, wake words and doorbell;
+    /// nobody else holds the block (its last worker was reaped, every slot of it was dropped).
     fn clear_slots(&self, block: &BoardBlock) {
         let first = block.first_slot() as usize;
         for slot in first..first + self.threads {
             board::response_ring(self.board.all(), slot).reset();
             let wake = self.board.word(board::wake_word(slot));
             wake.store(0, Ordering::SeqCst);
+        }
+        let doorbells = self.doorbells();
+        doorbells.open(block.block as usize);
+        // After the open: `close` closes every doorbell opened before it set `closed`.
+        if self.lock().closed {
+            bell::close(doorbells.bell(block.block as usize));
         }
     }
 
@@ -326,7 +339,10 @@ impl Pool {
             let word = self.board.word(board::cancel_word(id));
             word.store(id, Ordering::Release);
         }
-        bell::close(self.ring().bell());
+        drop(st);
+        for doorbell in self.doorbells().bells_in_use() {
+            bell::close(doorbell);
+        }
     }
 
     /// Waits until no request is waiting or holds a slot, or until `deadline` (false then).
@@ -395,8 +411,9 @@ impl Pool {
                 self.fail_held(slot);
             }
         }
-        // A slot of it may have been woken and not have looked at the ring yet: its wake-up
-        // would stay counted as on its way, and hold back the next one.
+        // Its slots sleep no more, and one of them may have been woken and not have looked at
+        // the ring yet: a packet meant for it would wait for nobody.
+        self.doorbells().forget_process(block.block as usize);
         self.recount_wakes();
         self.released.notify_waiters();
     }

@@ -5,8 +5,7 @@
 //!   left while the request was still in the queue; a worker that takes it from the queue
 //!   skips it (and says `Skipped`). A ring: a later cancellation may overwrite an older one, and then that request
 //!   runs and is aborted the ordinary way.
-//! - **The request ring** (`RING`, [`crate::ring`]): the pool's queue of request packets, with
-//!   its doorbell and wake-up counts in its control words.
+//! - **The request ring** (`RING`, [`crate::ring`]): the pool's queue of request packets.
 //! - **Wake** (`wake_word`, beside the slot's word): the master sets it when it waits for the
 //!   slot's next packet; the slot, after it pushed one into its response ring, clears it and
 //!   rings the doorbell on its socket.
@@ -20,9 +19,14 @@
 //!   a frame the worker may already be past (an `Abort` that crossed the request's `End`). An
 //!   idle slot reads nothing but the queue, so before it waits there again it looks at this
 //!   word and, if set, discards what waits on its own socket (all of it is stale then).
+//! - **Doorbells** (`doorbells`, after the last slot, [`crate::doorbells`]): one per worker
+//!   process, which its idle slots sleep on while the request ring is empty, with the counts
+//!   that say which process to wake. Room for as many processes as slots (a process has one
+//!   slot at least).
 
 use std::sync::atomic::AtomicU64;
 
+use crate::doorbells::{self, Doorbells};
 use crate::ring::{self, Ring};
 
 /// Entries in the ring of cancelled requests.
@@ -76,14 +80,23 @@ pub fn response_ring(board: &[AtomicU64], slot: usize) -> Ring<'_> {
     Ring::new(&board[start..start + ring::RESPONSE_WORDS])
 }
 
+/// The pool's doorbells in the scoreboard `board`.
+pub fn doorbells(board: &[AtomicU64]) -> Doorbells<'_> {
+    let slots = slots(board.len());
+    let start = slot_word(slots);
+    Doorbells::new(&board[start..start + doorbells::words(slots)])
+}
+
 /// Words in a scoreboard with room for `slots` slots.
 pub fn words(slots: usize) -> usize {
-    slot_word(slots)
+    slot_word(slots) + doorbells::words(slots)
 }
 
 /// How many slots a scoreboard of `words` words has room for.
 pub fn slots(words: usize) -> usize {
-    words.saturating_sub(SLOTS) / SLOT_STRIDE
+    // Each slot brings its words and a process's doorbell; the doorbells' first line is extra.
+    let per_slot = SLOT_STRIDE + doorbells::words(1) - doorbells::words(0);
+    words.saturating_sub(SLOTS + doorbells::words(0)) / per_slot
 }
 
 #[cfg(test)]
@@ -98,7 +111,16 @@ mod tests {
         assert!(mail_word(0) > slot_word(0) && wake_word(0) > mail_word(0));
         assert!(wake_word(0) < response_ring_word(0));
         assert_eq!(response_ring_word(0) + ring::RESPONSE_WORDS, slot_word(1));
-        assert_eq!(slots(words(7)), 7);
+        for n in [1, 7, 100] {
+            assert_eq!(slots(words(n)), n);
+            assert_eq!(slots(words(n) - 1), n - 1);
+        }
         assert!(slot_word(6) < words(7));
+        let board: Vec<AtomicU64> = (0..words(7)).map(|_| AtomicU64::new(0)).collect();
+        assert_eq!(doorbells(&board).capacity(), 7);
+        assert!(std::ptr::eq(
+            doorbells(&board).bell(6),
+            &board[slot_word(7) + doorbells::words(7) - 8 + 2]
+        ));
     }
 }

@@ -7,13 +7,13 @@
 //! # Transport
 //! Every channel is a Unix `SOCK_SEQPACKET` socket, but for a pool's request queue: its packets
 //! travel in a [`ring`] in the scoreboard, memory the master shares with the workers (layout in
-//! [`board`]), beside a futex word that is its doorbell (no socket). Each slot has a socket of
-//! its own. One *packet* carries one or more *frames*; a sender may batch several frames (a
-//! response head, its body and its end) into one packet so that a small response costs one
-//! system call. A packet never exceeds [`MAX_PACKET`] bytes, so a receiver reading with a
-//! buffer of that size never truncates one. File descriptors travel as
-//! `SCM_RIGHTS` ancillary data of the packet whose frame announces them ([`ToMaster::File`],
-//! [`ToZygote::Spawn`]).
+//! [`board`]), and a slot that finds it empty sleeps on its process's futex word, a doorbell
+//! ([`doorbells`]; no socket). Each slot has a socket of its own. One *packet* carries one or
+//! more *frames*; a sender may batch several frames (a response head, its body and its end)
+//! into one packet so that a small response costs one system call. A packet never exceeds
+//! [`MAX_PACKET`] bytes, so a receiver reading with a buffer of that size never truncates one.
+//! File descriptors travel as `SCM_RIGHTS` ancillary data of the packet whose frame announces
+//! them ([`ToMaster::File`], [`ToZygote::Spawn`]).
 //!
 //! # Frame layout
 //! `u32 length (little endian, counts what follows) | u8 tag | payload`. Integers are little
@@ -40,6 +40,7 @@
 
 pub mod board;
 pub mod codec;
+pub mod doorbells;
 pub mod head;
 pub mod msg;
 pub mod ring;

@@ -12,12 +12,10 @@
 //! request and reads a response without entering it either.
 //!
 //! # Layout
-//! Three control words, each on a cache line of its own, then `data` words:
+//! Two control words, each on a cache line of its own, then `data` words:
 //! - `head`: where the next packet goes (a position in words, counted from the start and never
 //!   wrapped); written by the master alone.
 //! - `tail`: the first packet nobody took yet; consumers advance it with compare-and-swap.
-//! - `sleepers`: how many slots said they would sleep on the doorbell (see below); on the same
-//!   line `waking`, `wake_limit` and `bell`.
 //!
 //! A packet is one header word (its length in bytes) and its bytes packed little endian into
 //! words. A packet never wraps around the end of `data`: when it would, the producer writes a
@@ -33,29 +31,8 @@
 //! not recorded on the scoreboard.
 //!
 //! # Sleeping and waking
-//! A slot that finds the ring empty counts itself in `sleepers`, looks at the ring once more,
-//! and only then waits on the ring's *doorbell* (`bell`, a futex: `corral_sys::bell`). Both
-//! sides write before they read (sequentially consistent), so one of them always sees the
-//! other: a packet is never left behind while every slot sleeps.
-//!
-//! Whoever leaves a packet in the ring — the master after a push, a slot that took a packet
-//! and sees more waiting — calls [`Ring::wake_one`]: if a slot sleeps and fewer than
-//! `wake_limit` woken slots are still on their way to the ring (`waking`), it takes one
-//! sleeper off the count, counts the wake-up in `waking`, and the caller rings the doorbell.
-//! The woken slot says it has looked ([`Ring::looked`]) once it took a packet or found none,
-//! and then does the same check for whatever it left in the ring: the wake-ups go along the
-//! slots as a chain while packets wait, and no packet waits for a slot that is asleep while
-//! the slots that are awake are all busy. The limit is the number of worker processes: a slot
-//! woken in a process whose other slot holds Python's lock (GIL) can do nothing until that
-//! slot lets go, and the slot that holds it takes the next packet itself, so waking more of
-//! one process's threads only costs switches. (The limit is per pool, not per process: the
-//! futex wakes whichever slot has waited longest, which may be a second thread of a busy
-//! process; the chain reaches the others once that one has the GIL.) A woken slot may find the packet gone (another
-//! slot took it); it counts itself again and goes back to sleep. A doorbell nobody was
-//! waiting for is kept for the next slot that would sleep, which costs it a spurious look.
-//! A slot that dies between its wake-up and its look leaves `waking` too high; the master
-//! forgets the count ([`Ring::forget_wakes`]) when a worker exits, and its sweep does once a
-//! second while packets wait.
+//! A slot that finds the request ring empty sleeps on its process's doorbell, and whoever
+//! leaves a packet in the ring wakes one: see [`crate::doorbells`].
 //!
 //! # Response rings
 //! The slot's socket stays: it carries the packets that hold a file descriptor or are too large
@@ -72,8 +49,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::BytesMut;
 
-/// Words before the data: three control words, a cache line each.
-pub const CONTROL_WORDS: usize = 3 * LINE;
+/// Words before the data: two control words, a cache line each.
+pub const CONTROL_WORDS: usize = 2 * LINE;
 
 /// Words of a pool's request ring (4 MiB of packets).
 pub const REQUEST_WORDS: usize = CONTROL_WORDS + (1 << 19);
@@ -106,10 +83,6 @@ const _: () = assert!(
 pub struct Ring<'a> {
     head: &'a AtomicU64,
     tail: &'a AtomicU64,
-    sleepers: &'a AtomicU64,
-    waking: &'a AtomicU64,
-    wake_limit: &'a AtomicU64,
-    bell: &'a AtomicU64,
     data: &'a [AtomicU64],
 }
 
@@ -148,10 +121,6 @@ impl<'a> Ring<'a> {
         Ring {
             head: &area[0],
             tail: &area[LINE],
-            sleepers: &area[2 * LINE],
-            waking: &area[2 * LINE + 1],
-            wake_limit: &area[2 * LINE + 2],
-            bell: &area[2 * LINE + 3],
             data: &area[CONTROL_WORDS..],
         }
     }
@@ -209,7 +178,7 @@ impl<'a> Ring<'a> {
     /// Empties the ring. Only while nobody else uses it: before the slot of a dead worker is
     /// given to a new one.
     pub fn reset(&self) {
-        for word in [self.head, self.tail, self.sleepers, self.waking, self.bell] {
+        for word in [self.head, self.tail] {
             word.store(0, Ordering::SeqCst);
         }
     }
@@ -303,76 +272,6 @@ impl<'a> Ring<'a> {
         } else {
             Checked::Corrupt
         }
-    }
-
-    /// A slot found the ring empty and means to block until a doorbell: counts it among the
-    /// sleepers. False if a packet arrived meanwhile (then it is not counted, or its doorbell
-    /// is already on its way, which only costs someone a spurious wake-up): take it instead.
-    pub fn start_sleeping(&self) -> bool {
-        self.sleepers.fetch_add(1, Ordering::SeqCst);
-        if self.is_empty() {
-            return true;
-        }
-        let _ = self
-            .sleepers
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |s| s.checked_sub(1));
-        false
-    }
-
-    /// After a push, or after a take that left packets: takes one sleeper off the count and
-    /// counts its wake-up, if a slot sleeps and fewer than the wake limit are already on
-    /// their way. True if so: the caller then rings [`Ring::bell`].
-    pub fn wake_one(&self) -> bool {
-        if self.sleepers.load(Ordering::SeqCst) == 0 {
-            return false;
-        }
-        let limit = self.wake_limit.load(Ordering::Relaxed).max(1);
-        let counted = self
-            .waking
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| {
-                (w < limit).then_some(w + 1)
-            });
-        if counted.is_err() {
-            return false;
-        }
-        let taken = self
-            .sleepers
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |s| s.checked_sub(1));
-        if taken.is_err() {
-            // Another waker took the last sleeper meanwhile; it rings.
-            self.looked();
-            return false;
-        }
-        true
-    }
-
-    /// How many slots count themselves asleep now.
-    pub fn sleepers(&self) -> u64 {
-        self.sleepers.load(Ordering::SeqCst)
-    }
-
-    /// A slot woken by the doorbell has looked at the ring (it took a packet or found none).
-    pub fn looked(&self) {
-        let _ = self
-            .waking
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| w.checked_sub(1));
-    }
-
-    /// Forgets the wake-ups counted as on their way (a slot may have died between its
-    /// wake-up and its look). Waking too many slots afterwards only costs spurious looks.
-    pub fn forget_wakes(&self) {
-        self.waking.store(0, Ordering::SeqCst);
-    }
-
-    /// How many woken slots may be on their way to the ring at once (see the module doc); set
-    /// by the master before any slot starts. Zero (unset) counts as one.
-    pub fn set_wake_limit(&self, limit: u64) {
-        self.wake_limit.store(limit, Ordering::SeqCst);
-    }
-
-    /// The doorbell sleeping slots wait on: a word for `corral_sys::bell`.
-    pub fn bell(&self) -> &'a AtomicU64 {
-        self.bell
     }
 }
 

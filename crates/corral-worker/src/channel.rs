@@ -1,6 +1,6 @@
 //! The blocking worker end of one slot: the pool's request queue it takes requests from (a
-//! ring in shared memory, with a doorbell to sleep on while it is empty), and its own IPC
-//! socket to the master.
+//! ring in shared memory, and its process's doorbell to sleep on while it is empty), and its
+//! own IPC socket to the master.
 //!
 //! A request arrives in the ring as one packet (its head and as much of its body as fits);
 //! the slot writes the request's id on its scoreboard word at once, so that the master knows
@@ -18,6 +18,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
+use corral_proto::doorbells::Doorbells;
 use corral_proto::ring::{Ring, Taken};
 use corral_proto::{
     board, decode_to_worker, encode, encode_chunk, Encode, FailKind, RequestHead, ResponseHead,
@@ -28,15 +29,26 @@ use corral_sys::bell::{self, Bell};
 use corral_sys::{recv_packet_into, send_packet, RecvFlags, SharedWords};
 
 /// What every slot of a pool shares: the scoreboard (see `corral_proto::board`), whose request
-/// ring holds the queued requests and the doorbell a slot that found the ring empty sleeps on.
+/// ring holds the queued requests, with a doorbell per worker process that the slots of that
+/// process sleep on while the ring is empty; and the pool's slots per process.
 #[derive(Clone)]
 pub struct PoolShare {
     pub board: Arc<SharedWords>,
+    pub threads: usize,
 }
 
 impl PoolShare {
     fn ring(&self) -> Ring<'_> {
         board::request_ring(self.board.all())
+    }
+
+    fn doorbells(&self) -> Doorbells<'_> {
+        board::doorbells(self.board.all())
+    }
+
+    /// The worker process (its number on the scoreboard) that scoreboard slot `slot` is part of.
+    fn process_of(&self, slot: usize) -> usize {
+        slot / self.threads.max(1)
     }
 
     fn response_ring(&self, slot: usize) -> Ring<'_> {
@@ -60,6 +72,8 @@ pub struct SlotChannel {
     /// This slot's place on the scoreboard (its response ring), and its words there: the
     /// request it took, the master's mail flag, and the flag of a master waiting for it.
     board_slot: usize,
+    /// The number of this slot's process, whose doorbell it sleeps on.
+    process: usize,
     board_word: usize,
     mail_word: usize,
     wake_word: usize,
@@ -89,10 +103,12 @@ pub struct SlotChannel {
 impl SlotChannel {
     /// The channel of scoreboard slot `board_slot`, talking to the master over `sock`.
     pub fn new(sock: OwnedFd, pool: PoolShare, board_slot: usize) -> SlotChannel {
+        let process = pool.process_of(board_slot);
         SlotChannel {
             sock,
             pool,
             board_slot,
+            process,
             board_word: board::slot_word(board_slot),
             mail_word: board::mail_word(board_slot),
             wake_word: board::wake_word(board_slot),
@@ -183,18 +199,18 @@ impl SlotChannel {
         }
     }
 
-    /// Sleeps on the queue's doorbell unless a packet arrived since the last look. False when
-    /// the master closed the queue: the slot ends.
+    /// Sleeps on its process's doorbell unless a packet arrived since the last look. False
+    /// when the master closed the queue: the slot ends.
     pub(crate) fn sleep_until_rung(&mut self) -> bool {
-        let ring = self.pool.ring();
+        let doorbells = self.pool.doorbells();
         if std::mem::take(&mut self.woken) {
             // Woken, but it could not look (its channel was busy): it has all the same.
-            ring.looked();
+            doorbells.looked(self.process);
         }
-        if !ring.start_sleeping() {
+        if !doorbells.start_sleeping(self.process, &self.pool.ring()) {
             return true;
         }
-        match bell::wait(ring.bell()) {
+        match bell::wait(doorbells.bell(self.process)) {
             Ok(Bell::Rung) => {
                 self.woken = true;
                 true
@@ -252,18 +268,20 @@ impl SlotChannel {
 
     /// Takes the next packet from the request ring into `rx`; false if the ring is empty. A
     /// slot the doorbell woke has now looked; whoever takes a packet and sees more waiting
-    /// wakes another sleeper (within the ring's wake limit), so that they are never left
+    /// wakes another sleeper (see `corral_proto::doorbells`), so that they are never left
     /// behind this slot's request.
     fn take_packet(&mut self) -> io::Result<bool> {
-        let ring = self.pool.ring();
+        let (ring, doorbells) = (self.pool.ring(), self.pool.doorbells());
         let taken = ring.take(&mut self.rx);
         if std::mem::take(&mut self.woken) {
-            ring.looked();
+            doorbells.looked(self.process);
         }
         match taken.map_err(invalid)? {
             Taken::Packet => {
-                if !ring.is_empty() && ring.wake_one() {
-                    bell::ring(ring.bell());
+                if !ring.is_empty() {
+                    if let Some(process) = doorbells.wake_one() {
+                        bell::ring(doorbells.bell(process));
+                    }
                 }
                 Ok(true)
             }

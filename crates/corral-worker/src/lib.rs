@@ -2,8 +2,8 @@
 //!
 //! It owns the slot threads (one per `--threads`, each with its own IPC socket to the master) and
 //! the blocking side of the IPC protocol ([`channel`]). Every idle slot thread of every worker
-//! of the pool takes requests from the same request queue and sleeps on its doorbell while it
-//! is empty. Each slot thread attaches to Python once, looks at the queue with Python's lock
+//! of the pool takes requests from the same request queue and sleeps on its process's doorbell
+//! while it is empty. Each slot thread attaches to Python once, looks at the queue with Python's lock
 //! held, and detaches only while it waits: on the doorbell or on its socket (DESIGN.md
 //! "Python").
 //!

@@ -87,6 +87,7 @@ pub fn run(ctl: OwnedFd, startup: Startup) -> i32 {
     let pool = match mapped {
         Ok(board) => PoolShare {
             board: Arc::new(board),
+            threads: py.threads,
         },
         Err(e) => return fail_startup(&ctl, format!("cannot map the scoreboard: {e}")),
     };

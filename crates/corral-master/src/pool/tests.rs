@@ -104,11 +104,21 @@ fn take_unrecorded(f: &Fixture) -> u64 {
     id
 }
 
-/// Consumes one ring of the queue's doorbell, as a sleeping slot would (without waiting):
-/// false if it was not rung.
-fn doorbell(f: &Fixture) -> bool {
+/// Consumes one ring of worker process `process`'s doorbell, as a sleeping slot of it would
+/// (without waiting): false if it was not rung.
+fn doorbell(f: &Fixture, process: usize) -> bool {
+    let doorbells = board::doorbells(f.board.all());
+    corral_sys::bell::try_wait(doorbells.bell(process)) == Some(corral_sys::bell::Bell::Rung)
+}
+
+/// A slot of worker process `process` finds the queue empty and sleeps.
+fn sleep(f: &Fixture, process: usize) {
     let ring = board::request_ring(f.board.all());
-    corral_sys::bell::try_wait(ring.bell()).is_some()
+    let doorbells = board::doorbells(f.board.all());
+    assert!(
+        doorbells.start_sleeping(process, &ring),
+        "the queue is empty"
+    );
 }
 
 /// The request's verdict is a 502: the worker that held it was lost.
@@ -492,19 +502,42 @@ async fn the_sweep_leaves_queued_requests_alone() {
 async fn a_request_rings_the_doorbell_only_for_a_sleeping_slot() {
     let f = fixture(10, 1);
     let _worker = add_worker(&f, 1, 1);
-    let ring = f.pool.ring();
     let _first = submit(&f.pool, 1).await.unwrap();
-    assert!(!doorbell(&f), "nobody slept: no doorbell");
+    assert!(!doorbell(&f, 0), "nobody slept: no doorbell");
     assert_eq!(take_unrecorded(&f), 1);
-    assert!(
-        ring.start_sleeping(),
-        "the ring is empty: the slot may sleep"
-    );
+    sleep(&f, 0);
     let _second = submit(&f.pool, 2).await.unwrap();
-    assert!(doorbell(&f), "the sleeper's doorbell");
+    assert!(doorbell(&f, 0), "the sleeper's doorbell");
     let _third = submit(&f.pool, 3).await.unwrap();
-    assert!(!doorbell(&f), "one doorbell per sleeper, not per request");
+    assert!(
+        !doorbell(&f, 0),
+        "one doorbell per sleeper, not per request"
+    );
     assert_eq!((take_unrecorded(&f), take_unrecorded(&f)), (2, 3));
+}
+
+#[tokio::test]
+async fn a_request_wakes_the_process_with_the_fewest_busy_slots() {
+    let f = fixture(10, 3);
+    let _first = add_worker(&f, 1, 3);
+    let _second = add_worker(&f, 2, 3);
+    sleep(&f, 0); // two slots of process 0 are busy
+    for _ in 0..2 {
+        sleep(&f, 1); // one of process 1 is
+    }
+    let _a = submit(&f.pool, 1).await.unwrap();
+    assert!(doorbell(&f, 1), "the process with more idle slots");
+    assert!(!doorbell(&f, 0));
+    let _b = submit(&f.pool, 2).await.unwrap();
+    assert!(
+        doorbell(&f, 0),
+        "process 1's woken slot has not looked yet (it may wait for the GIL): the other"
+    );
+    let _c = submit(&f.pool, 3).await.unwrap();
+    assert!(
+        !doorbell(&f, 0) && !doorbell(&f, 1),
+        "both have a woken slot on its way"
+    );
 }
 
 #[tokio::test]
@@ -533,26 +566,70 @@ async fn a_block_given_to_a_new_worker_starts_with_empty_response_rings() {
 }
 
 #[tokio::test]
-async fn the_sweep_wakes_a_sleeper_when_the_woken_slot_died_before_taking() {
-    let f = fixture(10, 1);
-    let _worker = add_worker(&f, 1, 1);
-    let ring = f.pool.ring();
-    ring.set_wake_limit(1); // one worker process
-    assert!(
-        ring.start_sleeping() && ring.start_sleeping(),
-        "two slots sleep"
-    );
+async fn the_sweep_wakes_a_sleeper_when_the_woken_slot_never_looked() {
+    let f = fixture(10, 2);
+    let _worker = add_worker(&f, 1, 2);
+    sleep(&f, 0);
+    sleep(&f, 0);
     let _queued = submit(&f.pool, 5).await.unwrap();
-    assert!(doorbell(&f), "one is woken...");
-    // ... and dies before it looks at the ring.
+    assert!(doorbell(&f, 0), "one is woken...");
+    // ... and waits for a Python lock that C code holds, or dies, before it looks.
     let _second = submit(&f.pool, 6).await.unwrap();
     assert!(
-        !doorbell(&f),
-        "a woken slot is on its way: the master does not ring again"
+        !doorbell(&f, 0),
+        "a woken slot of the process is on its way: the master does not ring again"
     );
     f.pool.sweep(&mut HashSet::new());
-    assert!(doorbell(&f), "the sweep forgets it and wakes the other");
+    assert!(doorbell(&f, 0), "the sweep forgets it and wakes the other");
     f.pool.sweep(&mut HashSet::new());
-    assert!(!doorbell(&f), "nobody else sleeps");
+    assert!(!doorbell(&f, 0), "nobody else sleeps");
     assert_eq!((take_unrecorded(&f), take_unrecorded(&f)), (5, 6));
+}
+
+#[tokio::test]
+async fn a_worker_that_exits_leaves_no_sleeper_to_wake_and_its_packet_goes_to_another() {
+    let f = fixture(10, 2);
+    let dying = f.pool.reserve_block().unwrap();
+    let replacement = f.pool.reserve_block().unwrap();
+    let (dead, live) = (dying.block as usize, replacement.block as usize);
+    sleep(&f, dead);
+    sleep(&f, dead);
+    sleep(&f, live);
+    let _queued = submit(&f.pool, 7).await.unwrap();
+    assert!(
+        doorbell(&f, dead),
+        "the process with more sleepers is woken, and killed before its slot looks"
+    );
+    f.pool.worker_exited(&dying);
+    assert!(
+        doorbell(&f, live),
+        "the packet's wake-up goes to the live process"
+    );
+    assert_eq!(take_unrecorded(&f), 7);
+    board::doorbells(f.board.all()).looked(live);
+    sleep(&f, live);
+    let _next = submit(&f.pool, 8).await.unwrap();
+    assert!(
+        !doorbell(&f, dead),
+        "the dead process's other sleeper is not counted"
+    );
+    assert!(doorbell(&f, live));
+}
+
+#[tokio::test]
+async fn close_closes_every_doorbell_and_those_opened_after() {
+    let f = fixture(10, 1);
+    let _first = add_worker(&f, 1, 1);
+    let doorbells = board::doorbells(f.board.all());
+    f.pool.close();
+    assert_eq!(
+        corral_sys::bell::try_wait(doorbells.bell(0)),
+        Some(corral_sys::bell::Bell::Closed)
+    );
+    let late = f.pool.reserve_block().unwrap();
+    assert_eq!(
+        corral_sys::bell::try_wait(doorbells.bell(late.block as usize)),
+        Some(corral_sys::bell::Bell::Closed),
+        "a worker started during the stop finds its doorbell closed"
+    );
 }

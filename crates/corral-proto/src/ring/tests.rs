@@ -105,56 +105,6 @@ fn a_header_no_master_wrote_is_reported() {
     assert_eq!(err.position, 0);
 }
 
-#[test]
-fn a_sleeper_is_counted_only_while_the_ring_is_empty() {
-    let area = area();
-    let ring = Ring::new(&area);
-    ring.set_wake_limit(2);
-    assert!(!ring.wake_one(), "nobody sleeps yet");
-    assert!(ring.start_sleeping());
-    assert!(ring.start_sleeping());
-    ring.push(1, [[9u8].as_slice()]).unwrap();
-    assert!(!ring.start_sleeping(), "a packet waits: take it instead");
-    assert!(ring.wake_one());
-    assert!(ring.wake_one());
-    assert!(
-        !ring.wake_one(),
-        "both sleepers were woken, the third never slept"
-    );
-}
-
-#[test]
-fn no_more_slots_are_woken_than_the_limit_until_one_has_looked() {
-    let area = area();
-    let ring = Ring::new(&area);
-    for _ in 0..4 {
-        assert!(ring.start_sleeping());
-    }
-    ring.push(1, [[9u8].as_slice()]).unwrap();
-    assert!(ring.wake_one(), "a packet waits and a slot sleeps");
-    assert!(
-        !ring.wake_one(),
-        "limit 1 (unset): one woken slot is on its way"
-    );
-    ring.looked();
-    assert!(
-        ring.wake_one(),
-        "it looked and left a packet: the next one may be woken"
-    );
-    ring.set_wake_limit(2);
-    assert!(ring.wake_one(), "two may be on their way");
-    assert!(
-        !ring.wake_one(),
-        "two are on their way, one slot still sleeps"
-    );
-    ring.forget_wakes();
-    assert!(
-        ring.wake_one(),
-        "the count is forgotten: the last sleeper is woken"
-    );
-    assert!(!ring.wake_one(), "nobody sleeps any more");
-}
-
 /// One producer, several consumers on threads: every packet is taken once, whole.
 #[test]
 fn concurrent_slots_take_every_packet_exactly_once() {

@@ -46,13 +46,23 @@ fn decode_all(mut packet: BytesMut, frames: &mut Vec<ToMaster>) {
     assert!(packet.is_empty(), "a packet ends inside a frame");
 }
 
-/// A pool with room for two slots, and the channel of its first slot.
+/// A pool of one worker process with two slots, and the channel of its first slot.
 fn channel() -> (SlotChannel, OwnedFd) {
     let (board, _fd) = SharedWords::create("corral-test", board::words(2)).unwrap();
     let pool = PoolShare {
         board: Arc::new(board),
+        threads: 2,
     };
+    pool.doorbells().open(0); // as the master does before it starts the worker
     slot_of(&pool, 0)
+}
+
+/// Wakes a sleeping slot as the master does after a push; the process woken, if any.
+fn wake(pool: &PoolShare) -> Option<usize> {
+    let doorbells = pool.doorbells();
+    let process = doorbells.wake_one()?;
+    bell::ring(doorbells.bell(process));
+    Some(process)
 }
 
 /// The channel of scoreboard slot `slot` of `pool`, and the master's end of its socket.
@@ -93,9 +103,9 @@ fn on_thread(
 
 /// Waits until the slot thread named `name` has counted itself a sleeper and blocks: on the
 /// doorbell, the only place it can block then.
-fn until_asleep(ring: &Ring<'_>, name: &str) {
+fn until_asleep(pool: &PoolShare, name: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while ring.sleepers() == 0 || !thread_blocked(name) {
+    while pool.doorbells().sleepers(0) == 0 || !thread_blocked(name) {
         assert!(std::time::Instant::now() < deadline, "the slot never slept");
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
@@ -227,11 +237,9 @@ fn a_slot_sleeps_on_an_empty_ring_until_the_doorbell_rings() {
     let pool = chan.pool.clone();
     assert!(chan.try_next_request().is_none(), "nothing queued");
     let taken = serve_one(chan, "slot-bell");
-    let ring = pool.ring();
-    until_asleep(&ring, "slot-bell");
+    until_asleep(&pool, "slot-bell");
     queue_request(&pool, 3);
-    assert!(ring.wake_one(), "the slot sleeps");
-    bell::ring(ring.bell());
+    assert_eq!(wake(&pool), Some(0), "the slot sleeps");
     let id = taken.recv_timeout(std::time::Duration::from_secs(10));
     assert_eq!(id, Ok(Some(3)));
 }
@@ -241,8 +249,8 @@ fn a_sleeping_slot_closes_when_the_master_closes_the_queue() {
     let (chan, _master) = channel();
     let pool = chan.pool.clone();
     let taken = serve_one(chan, "slot-close");
-    until_asleep(&pool.ring(), "slot-close");
-    bell::close(pool.ring().bell());
+    until_asleep(&pool, "slot-close");
+    bell::close(pool.doorbells().bell(0));
     let id = taken.recv_timeout(std::time::Duration::from_secs(10));
     assert_eq!(id, Ok(None));
 }
@@ -254,14 +262,25 @@ fn a_slot_that_leaves_a_packet_behind_wakes_a_sleeping_sibling() {
     let (mut first, _master) = channel();
     let pool = first.pool.clone();
     let (second, _master2) = slot_of(&pool, 1);
-    let ring = pool.ring();
     let taken = serve_one(second, "slot-sibling");
-    until_asleep(&ring, "slot-sibling");
-    assert!(ring.start_sleeping(), "the first slot sleeps too");
+    until_asleep(&pool, "slot-sibling");
+    let doorbells = pool.doorbells();
+    assert!(
+        doorbells.start_sleeping(0, &pool.ring()),
+        "the first slot sleeps too"
+    );
     queue_request(&pool, 4);
     queue_request(&pool, 5);
-    assert!(ring.wake_one(), "the master wakes one of them, the first");
-    assert!(!ring.wake_one(), "and no more: the wake limit is one");
+    assert_eq!(
+        doorbells.wake_one(),
+        Some(0),
+        "the master wakes one of them, the first"
+    );
+    assert_eq!(
+        doorbells.wake_one(),
+        None,
+        "and no more: one woken slot per process"
+    );
     first.woken = true;
     assert!(matches!(
         first.try_next_request(),
@@ -281,13 +300,13 @@ fn a_slot_that_leaves_a_packet_behind_wakes_a_sleeping_sibling() {
 fn a_slot_that_sleeps_again_before_it_looked_frees_its_wake_up() {
     let (mut chan, _master) = channel();
     let pool = chan.pool.clone();
-    let ring = pool.ring();
-    assert!(ring.start_sleeping());
+    let doorbells = pool.doorbells();
+    assert!(doorbells.start_sleeping(0, &pool.ring()));
     queue_request(&pool, 8);
-    assert!(ring.wake_one(), "the master wakes the slot");
+    assert_eq!(doorbells.wake_one(), Some(0), "the master wakes the slot");
     chan.woken = true;
     assert_eq!(
-        ring.take(&mut BytesMut::new()),
+        pool.ring().take(&mut BytesMut::new()),
         Ok(Taken::Packet),
         "another slot took it"
     );
@@ -295,13 +314,13 @@ fn a_slot_that_sleeps_again_before_it_looked_frees_its_wake_up() {
         let rung = chan.sleep_until_rung();
         rung.then(|| chan.next_request()).and_then(taken_id)
     });
-    until_asleep(&ring, "slot-relook");
+    until_asleep(&pool, "slot-relook");
     queue_request(&pool, 9);
-    assert!(
-        ring.wake_one(),
+    assert_eq!(
+        wake(&pool),
+        Some(0),
         "no wake-up is counted as on its way any more"
     );
-    bell::ring(ring.bell());
     let id = taken.recv_timeout(std::time::Duration::from_secs(10));
     assert_eq!(id, Ok(Some(9)));
 }

@@ -1,0 +1,139 @@
+use super::*;
+use crate::ring::REQUEST_WORDS;
+
+fn area(processes: usize) -> Vec<AtomicU64> {
+    (0..words(processes)).map(|_| AtomicU64::new(0)).collect()
+}
+
+fn ring_area() -> Vec<AtomicU64> {
+    (0..REQUEST_WORDS).map(|_| AtomicU64::new(0)).collect()
+}
+
+/// Doorbells of `processes` opened processes.
+fn opened(area: &[AtomicU64], processes: usize) -> Doorbells<'_> {
+    let bells = Doorbells::new(area);
+    for p in 0..processes {
+        bells.open(p);
+    }
+    bells
+}
+
+#[test]
+fn a_sleeper_is_counted_only_while_the_ring_is_empty() {
+    let (area, ring_area) = (area(1), ring_area());
+    let (bells, ring) = (opened(&area, 1), Ring::new(&ring_area));
+    assert_eq!(bells.wake_one(), None, "nobody sleeps yet");
+    assert!(bells.start_sleeping(0, &ring));
+    ring.push(1, [[9u8].as_slice()]).unwrap();
+    assert!(
+        !bells.start_sleeping(0, &ring),
+        "a packet waits: take it instead"
+    );
+    assert_eq!(bells.sleepers(0), 1, "the second was not counted");
+    assert_eq!(bells.wake_one(), Some(0));
+    assert_eq!(bells.sleepers(0), 0);
+}
+
+#[test]
+fn one_slot_per_process_is_on_its_way_until_it_has_looked() {
+    let (area, ring_area) = (area(1), ring_area());
+    let (bells, ring) = (opened(&area, 1), Ring::new(&ring_area));
+    for _ in 0..3 {
+        assert!(bells.start_sleeping(0, &ring));
+    }
+    assert_eq!(bells.wake_one(), Some(0), "a slot sleeps");
+    assert_eq!(
+        bells.wake_one(),
+        None,
+        "its woken sibling may wait for the GIL: no second one"
+    );
+    bells.looked(0);
+    assert_eq!(
+        bells.wake_one(),
+        Some(0),
+        "it looked: the next may be woken"
+    );
+    bells.forget_wakes();
+    assert_eq!(bells.wake_one(), Some(0), "forgotten: the last is woken");
+    bells.forget_wakes();
+    assert_eq!(bells.wake_one(), None, "nobody sleeps any more");
+}
+
+#[test]
+fn the_process_with_the_most_sleepers_is_woken_first() {
+    let (area, ring_area) = (area(3), ring_area());
+    let (bells, ring) = (opened(&area, 3), Ring::new(&ring_area));
+    // Process 0 has one slot asleep (two busy), 1 has three, 2 has two.
+    for (process, asleep) in [(0, 1), (1, 3), (2, 2)] {
+        for _ in 0..asleep {
+            assert!(bells.start_sleeping(process, &ring));
+        }
+    }
+    assert_eq!(bells.wake_one(), Some(1), "the fewest busy slots");
+    assert_eq!(
+        bells.wake_one(),
+        Some(2),
+        "1 has a slot on its way: the next most idle"
+    );
+    assert_eq!(bells.wake_one(), Some(0));
+    assert_eq!(
+        bells.wake_one(),
+        None,
+        "every process has a slot on its way"
+    );
+    bells.looked(1);
+    assert_eq!(bells.wake_one(), Some(1), "1 still has the most asleep");
+}
+
+#[test]
+fn equals_keep_to_the_lowest_process() {
+    let (area, ring_area) = (area(2), ring_area());
+    let (bells, ring) = (opened(&area, 2), Ring::new(&ring_area));
+    for _ in 0..3 {
+        assert!(bells.start_sleeping(1, &ring));
+        assert!(bells.start_sleeping(0, &ring));
+        assert_eq!(bells.wake_one(), Some(0));
+        bells.looked(0);
+        bells.forget_process(1);
+    }
+}
+
+#[test]
+fn a_process_that_is_gone_is_never_woken() {
+    let (area, ring_area) = (area(2), ring_area());
+    let (bells, ring) = (opened(&area, 2), Ring::new(&ring_area));
+    for _ in 0..2 {
+        assert!(bells.start_sleeping(0, &ring));
+    }
+    assert_eq!(bells.wake_one(), Some(0), "process 0 is woken...");
+    bells.forget_process(0); // ...and dies before its slot looks
+    assert_eq!(bells.sleepers(0), 0);
+    assert_eq!(bells.wake_one(), None, "its other sleeper died with it");
+    assert!(bells.start_sleeping(1, &ring));
+    assert_eq!(bells.wake_one(), Some(1), "a live process still is");
+}
+
+#[test]
+fn a_reopened_process_starts_with_nobody_asleep_and_no_ring_kept() {
+    let area = area(1);
+    let (bells, ring_area) = (opened(&area, 1), ring_area());
+    assert!(bells.start_sleeping(0, &Ring::new(&ring_area)));
+    bells.bell(0).store(5, Ordering::SeqCst);
+    bells.forget_process(0);
+    bells.open(0);
+    assert_eq!(bells.sleepers(0), 0);
+    assert_eq!(bells.bell(0).load(Ordering::SeqCst), 0);
+    assert_eq!(bells.wake_one(), None);
+}
+
+#[test]
+fn wakers_look_no_further_than_the_processes_given_out() {
+    let area = area(4);
+    let bells = Doorbells::new(&area);
+    assert_eq!(bells.capacity(), 4);
+    assert_eq!(bells.bells_in_use().count(), 0);
+    bells.open(2);
+    assert_eq!(bells.bells_in_use().count(), 3, "numbers 0 to 2");
+    bells.open(0);
+    assert_eq!(bells.bells_in_use().count(), 3);
+}
