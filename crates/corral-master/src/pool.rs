@@ -5,11 +5,10 @@
 //! queue*: a ring in the scoreboard that every worker maps (`corral_proto::ring`), from which
 //! any idle slot takes the oldest packet. A slot that found the ring empty sleeps on its
 //! process's doorbell (a futex) until the master — or a slot that took a packet and saw more
-//! waiting — rings it: only when a slot of that process said it sleeps, at most one woken slot
-//! per process at a time, and the process with the fewest busy slots first
-//! (`corral_proto::doorbells`). A busy slot
-//! is therefore never given a request — a request waits behind another only when every slot
-//! is busy — and a slot that finishes takes the next queued request without going to sleep.
+//! waiting — rings it: only when a slot of that process said it sleeps, one woken slot per
+//! process at a time (the sweep forgets one that is slow to look), and the process with the
+//! fewest busy slots first (`corral_proto::doorbells`). A busy slot is therefore never given a
+//! request, and a slot that finishes takes the next queued request without going to sleep.
 //! It is how gunicorn's workers share a listening socket, one level down: keep-alive
 //! connections and slow clients stay in the master.
 //!

@@ -18,11 +18,13 @@
 //! Whoever leaves a packet in the ring — the master after a push, a slot that took a packet
 //! and sees more waiting — calls [`Doorbells::wake_one`]. It chooses the process with the most
 //! sleeping slots (the fewest busy ones) among those with no woken slot on its way to the
-//! ring, takes one sleeper off its counts, marks it `waking`, and the caller rings that
-//! process's bell. The woken slot says it has looked ([`Doorbells::looked`]) once it took a
-//! packet or found none, and then does the same for whatever it left in the ring: the
-//! wake-ups go along the slots as a chain while packets wait, and no packet waits for a slot
-//! that is asleep while the slots that are awake are all busy.
+//! ring, marks that process `waking`, and the caller rings its bell. The woken slot takes
+//! itself off the counts ([`Doorbells::stop_sleeping`]: only a slot ever takes its own count
+//! off, so the counts stay exact whatever the timing), and says it has looked
+//! ([`Doorbells::looked`]) once it took a packet or found none; then it does the same as any
+//! waker for whatever it left in the ring: the wake-ups go along the slots as a chain while
+//! packets wait, and no packet waits for a slot that is asleep while the slots that are awake
+//! are all busy.
 //!
 //! One wake-up per process at a time, because the threads of one process share Python's lock
 //! (GIL): a slot woken while a sibling holds it can do nothing until the sibling lets go, and
@@ -31,10 +33,14 @@
 //! to another process, not behind it.
 //!
 //! A woken slot may find the packet gone (another slot took it); it counts itself again and
-//! goes back to sleep. A doorbell nobody was waiting for is kept for the next slot of that
-//! process that would sleep, which costs it a spurious look. When a worker process is gone,
-//! the master forgets its counts ([`Doorbells::forget_process`]) before its number is given to
-//! another ([`Doorbells::open`]).
+//! goes back to sleep. A doorbell nobody was waiting for (its slot counted itself, then saw
+//! the packet and took it instead of sleeping) is kept for the next slot of that process that
+//! waits, which costs it a spurious look; until then that process counts as having a woken
+//! slot on its way. When a worker process is gone, the master forgets its counts
+//! ([`Doorbells::forget_process`]) before its number is given to another
+//! ([`Doorbells::open`]). `total` is raised before a process's count and lowered after it, so
+//! that it never reads less than the sum of the counts (a slot killed between the two leaves
+//! it one too high, which only costs wakers a look at the lines).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -122,45 +128,48 @@ impl<'a> Doorbells<'a> {
     }
 
     /// A slot of `process` found `ring` empty and means to wait on its doorbell: counts it
-    /// among the sleepers. False if a packet arrived meanwhile (then it is not counted, or its
-    /// doorbell is already on its way, which only costs someone a spurious wake-up): take it
-    /// instead.
+    /// among the sleepers. False if a packet arrived meanwhile: it is not counted, and takes
+    /// the packet instead (a doorbell rung for it meanwhile is kept: see the module doc).
     pub fn start_sleeping(&self, process: usize, ring: &Ring<'_>) -> bool {
-        let sleepers = self.word(process, SLEEPERS);
-        sleepers.fetch_add(1, Ordering::SeqCst);
-        self.total.fetch_add(1, Ordering::SeqCst);
+        self.count_asleep(process);
         if ring.is_empty() {
             return true;
         }
-        if subtract(sleepers, 1) {
-            subtract(self.total, 1);
-        }
+        self.stop_sleeping(process);
         false
     }
 
+    fn count_asleep(&self, process: usize) {
+        self.total.fetch_add(1, Ordering::SeqCst);
+        self.word(process, SLEEPERS).fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A slot of `process` that counted itself asleep is awake again (its doorbell rang): takes
+    /// it off the counts.
+    pub fn stop_sleeping(&self, process: usize) {
+        subtract(self.word(process, SLEEPERS), 1);
+        subtract(self.total, 1);
+    }
+
     /// After a push, or after a take that left packets: chooses the process to wake (see the
-    /// module doc), takes one sleeper of it off the counts and marks its wake-up. The caller
-    /// then rings that process's [`Doorbells::bell`]. `None`: nobody to wake.
+    /// module doc) and marks its wake-up. The caller then rings that process's
+    /// [`Doorbells::bell`]. `None`: nobody to wake.
     pub fn wake_one(&self) -> Option<usize> {
-        // Bounded: a failed claim means another waker took a sleeper or a wake-up just now.
+        // Bounded: a failed claim means another waker marked that process just now.
         for _ in 0..4 {
             if self.total.load(Ordering::SeqCst) == 0 {
                 return None;
             }
             let process = self.most_sleepers_not_waking()?;
-            let waking = self.word(process, WAKING);
-            if waking
-                .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
-                .is_err()
-            {
-                continue;
+            let claimed = self.word(process, WAKING).compare_exchange(
+                0,
+                1,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            );
+            if claimed.is_ok() {
+                return Some(process);
             }
-            if !subtract(self.word(process, SLEEPERS), 1) {
-                waking.store(0, Ordering::SeqCst);
-                continue;
-            }
-            subtract(self.total, 1);
-            return Some(process);
         }
         None
     }
@@ -196,15 +205,11 @@ impl<'a> Doorbells<'a> {
     }
 }
 
-/// Takes `n` off `word` unless that would go below zero (then takes what is there); true if
-/// all of `n` was there.
-fn subtract(word: &AtomicU64, n: u64) -> bool {
-    let before = word
-        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| {
-            Some(w.saturating_sub(n))
-        })
-        .unwrap_or_else(|w| w);
-    before >= n
+/// Takes `n` off `word`, stopping at zero.
+fn subtract(word: &AtomicU64, n: u64) {
+    let _ = word.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| {
+        Some(w.saturating_sub(n))
+    });
 }
 
 #[cfg(test)]

@@ -96,7 +96,7 @@ pub struct SlotChannel {
     body_done: bool,
     aborted: bool,
     /// The doorbell woke this slot and it has not looked at the ring since (see
-    /// `corral_proto::ring`, "Sleeping and waking").
+    /// `corral_proto::doorbells`).
     woken: bool,
 }
 
@@ -184,7 +184,7 @@ impl SlotChannel {
     /// The next request if one is queued now; `None` if nothing was taken (the queue is
     /// empty, or its request was skipped). A slot of a threaded worker calls this with
     /// Python's lock held, so that the thread that holds it takes the packets while it can
-    /// and a woken sibling waits for the lock before it looks (see `corral_proto::ring`).
+    /// and a woken sibling waits for the lock before it looks (see `corral_proto::doorbells`).
     pub(crate) fn try_next_request(&mut self) -> Option<Next> {
         match self.take_from_queue() {
             Ok(Some((id, head))) => Some(Next::Request { id, head }),
@@ -212,6 +212,7 @@ impl SlotChannel {
         }
         match bell::wait(doorbells.bell(self.process)) {
             Ok(Bell::Rung) => {
+                doorbells.stop_sleeping(self.process);
                 self.woken = true;
                 true
             }

@@ -105,10 +105,14 @@ fn take_unrecorded(f: &Fixture) -> u64 {
 }
 
 /// Consumes one ring of worker process `process`'s doorbell, as a sleeping slot of it would
-/// (without waiting): false if it was not rung.
+/// (without waiting), and takes that slot off the sleepers: false if it was not rung.
 fn doorbell(f: &Fixture, process: usize) -> bool {
     let doorbells = board::doorbells(f.board.all());
-    corral_sys::bell::try_wait(doorbells.bell(process)) == Some(corral_sys::bell::Bell::Rung)
+    let rung = corral_sys::bell::try_wait(doorbells.bell(process));
+    if rung == Some(corral_sys::bell::Bell::Rung) {
+        doorbells.stop_sleeping(process);
+    }
+    rung == Some(corral_sys::bell::Bell::Rung)
 }
 
 /// A slot of worker process `process` finds the queue empty and sleeps.

@@ -281,6 +281,7 @@ fn a_slot_that_leaves_a_packet_behind_wakes_a_sleeping_sibling() {
         None,
         "and no more: one woken slot per process"
     );
+    doorbells.stop_sleeping(0);
     first.woken = true;
     assert!(matches!(
         first.try_next_request(),
@@ -304,6 +305,7 @@ fn a_slot_that_sleeps_again_before_it_looked_frees_its_wake_up() {
     assert!(doorbells.start_sleeping(0, &pool.ring()));
     queue_request(&pool, 8);
     assert_eq!(doorbells.wake_one(), Some(0), "the master wakes the slot");
+    doorbells.stop_sleeping(0);
     chan.woken = true;
     assert_eq!(
         pool.ring().take(&mut BytesMut::new()),
@@ -409,4 +411,71 @@ fn a_full_ring_overflows_to_the_socket_and_nothing_is_lost_or_reordered() {
         })
         .collect();
     assert_eq!(got, sent);
+}
+
+/// Four single-slot processes (prefork) take thousands of requests that arrive in bursts,
+/// so that pushes keep landing just as slots count themselves asleep. Every request is taken
+/// (no wake-up lost), and once the queue is empty and every slot blocks, each process counts
+/// exactly its one sleeper: no wake-up left a sleeper counted that does not sleep.
+#[test]
+fn single_slot_processes_take_every_request_and_the_sleepers_stay_counted_exactly() {
+    const REQUESTS: u64 = 50_000;
+    const SLOTS: usize = 4;
+    let (board, _fd) = SharedWords::create("corral-test", board::words(SLOTS)).unwrap();
+    let pool = PoolShare {
+        board: Arc::new(board),
+        threads: 1,
+    };
+    for process in 0..SLOTS {
+        pool.doorbells().open(process);
+    }
+    let taken = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut masters = Vec::new();
+    let mut done = Vec::new();
+    for slot in 0..SLOTS {
+        let (mut chan, master) = slot_of(&pool, slot);
+        masters.push(master);
+        let taken = taken.clone();
+        done.push(on_thread(&format!("stress-{slot}"), move || {
+            while let Next::Request { .. } = chan.next_request() {
+                taken.fetch_add(1, Ordering::SeqCst);
+            }
+            None
+        }));
+    }
+    for id in 1..=REQUESTS {
+        queue_request(&pool, id);
+        wake(&pool);
+        if id % 8 == 0 {
+            std::thread::yield_now();
+        }
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while taken.load(Ordering::SeqCst) < REQUESTS {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {REQUESTS} requests taken: a wake-up was lost",
+            taken.load(Ordering::SeqCst)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    while !(0..SLOTS).all(|slot| thread_blocked(&format!("stress-{slot}"))) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slots never slept"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let doorbells = pool.doorbells();
+    let counted: Vec<u64> = (0..SLOTS).map(|p| doorbells.sleepers(p)).collect();
+    assert_eq!(counted, vec![1; SLOTS], "sleepers counted per process");
+    for bell in doorbells.bells_in_use() {
+        bell::close(bell);
+    }
+    for slot in done {
+        assert_eq!(
+            slot.recv_timeout(std::time::Duration::from_secs(10)),
+            Ok(None)
+        );
+    }
 }
