@@ -156,6 +156,35 @@ def test_a_process_whose_gil_c_code_holds_is_not_woken_while_another_is_idle(cor
     assert held.result(20).status == 200
 
 
+def test_a_request_woken_into_a_gil_bound_process_is_handed_to_the_other_soon(corral, tmp_path):
+    """-w 2 --threads 4. A thread of the first process holds the GIL in C code. Requests that
+    hold a slot of the other process without the GIL make the two processes equals (as many
+    idle slots each), and the master then wakes the lower-numbered one: the GIL-bound
+    process, whose woken thread cannot look at the queue. The master sees that nothing was
+    taken between two of its looks (ten a second) and wakes the other process. Three times,
+    as the idle slots run out on both sides; each time within a fraction of a second."""
+    c = corral(APP, "--mpm", "worker", "-w", "2", "--threads", "4")
+    started = tmp_path / "gil.started"
+    held = Background(lambda: c.get(f"/gil_hold?started={started}&seconds=8", timeout=30))
+    busy = int(wait_until(lambda: started.exists() and started.read_text(), 15, message="the GIL to be held"))
+    holds = []
+    for i in range(3):
+        bg, pid, release = _hold(c, tmp_path, f"io{i}")
+        holds.append((bg, release))
+        assert pid != busy, f"hold {i} went to the process with fewer idle slots"
+        sent = time.monotonic()
+        r = c.get("/sysinfo", timeout=20)
+        waited = time.monotonic() - sent
+        assert r.status == 200, f"request {i}: {r}"
+        assert r.json()["pid"] != busy, f"request {i} was served by the GIL-bound process"
+        assert waited < 0.4, f"request {i} waited {waited:.2f} s for the GIL-bound process"
+    assert not held.done(), "the GIL is still held: the test is meaningless otherwise"
+    for bg, release in holds:
+        release()
+        assert bg.result(15).status == 200
+    assert held.result(20).status == 200
+
+
 def test_clients_that_leave_mid_request_never_wedge_a_worker(corral):
     """Each client leaves while its request runs; the master aborts a request the worker has
     often already finished, so stale frames reach an idle slot. Hundreds of them (more than

@@ -6,9 +6,12 @@
 //! any idle slot takes the oldest packet. A slot that found the ring empty sleeps on its
 //! process's doorbell (a futex) until the master — or a slot that took a packet and saw more
 //! waiting — rings it: only when a slot of that process said it sleeps, one woken slot per
-//! process at a time (the sweep forgets one that is slow to look), and the process with the
-//! fewest busy slots first (`corral_proto::doorbells`). A busy slot is therefore never given a
-//! request, and a slot that finishes takes the next queued request without going to sleep.
+//! process at a time, and the process with the fewest busy slots first
+//! (`corral_proto::doorbells`). A woken slot that is slow to look may wait for a Python lock
+//! that C code holds: when nothing was taken between two of the master's looks (ten a second,
+//! [`Pool::start_sweeper`]) while packets wait, the wake-ups on their way are forgotten and
+//! another sleeper is woken. A busy slot is therefore never given a request, and a slot that
+//! finishes takes the next queued request without going to sleep.
 //! It is how gunicorn's workers share a listening socket, one level down: keep-alive
 //! connections and slow clients stay in the master.
 //!

@@ -125,6 +125,12 @@ impl<'a> Ring<'a> {
         }
     }
 
+    /// Where the consumers stand: a count of words taken that only grows, so that two reads
+    /// that differ mean something was taken in between.
+    pub fn taken(&self) -> u64 {
+        self.tail.load(Ordering::SeqCst)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.head.load(Ordering::SeqCst) == self.tail.load(Ordering::SeqCst)
     }

@@ -1,4 +1,6 @@
-//! The sweep for requests a dying worker took without recording them (see the pool's doc).
+//! The pool's watchdogs: the look for a queue that stopped moving while packets wait, ten
+//! times a second, and the sweep for requests a dying worker took without recording them,
+//! once a second (see the pool's doc).
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -8,30 +10,53 @@ use corral_proto::board;
 
 use super::{Pool, Routed, Waiter};
 
-/// How often the pool looks for requests a dying worker took without recording them.
-const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// How often the pool looks whether the queue moved while packets wait.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Progress looks per sweep for requests a dying worker took without recording them (one a
+/// second).
+const LOOKS_PER_SWEEP: u32 = 10;
 
 impl Pool {
-    /// Starts the task that looks, once a second, for requests that were taken from the queue
-    /// but that no slot recorded (see the module doc). It ends with the pool.
+    /// Starts the task that looks, ten times a second, whether the queue stopped moving while
+    /// packets wait, and once a second for requests that were taken from the queue but that
+    /// no slot recorded (see the module doc). It ends with the pool.
     pub fn start_sweeper(self: &Arc<Self>) {
         let pool = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut suspects = HashSet::new();
-            let mut tick = tokio::time::interval(SWEEP_EVERY);
-            loop {
+            let mut last_taken = None;
+            let mut tick = tokio::time::interval(PROGRESS_EVERY);
+            for look in (0..LOOKS_PER_SWEEP).cycle() {
                 tick.tick().await;
                 let Some(pool) = pool.upgrade() else { return };
-                pool.sweep(&mut suspects);
+                pool.unstick_the_queue(&mut last_taken);
+                if look == 0 {
+                    pool.sweep(&mut suspects);
+                }
             }
         });
+    }
+
+    /// If packets wait and nobody took one since the last look (`last_taken`: where the ring's
+    /// consumers stood then), the slot woken for them may be stuck: it waits for a Python lock
+    /// that C code holds, or it died. Forgets the wake-ups on their way and wakes a sleeper,
+    /// which goes to another process if one has as many slots asleep (see
+    /// `corral_proto::doorbells`). At worst a spurious look, ten times a second, while every
+    /// slot is busy.
+    pub(super) fn unstick_the_queue(&self, last_taken: &mut Option<u64>) {
+        let ring = self.ring();
+        let taken = (!ring.is_empty()).then(|| ring.taken());
+        if taken.is_some() && taken == *last_taken {
+            self.recount_wakes();
+        }
+        *last_taken = taken;
     }
 
     /// One look for lost requests. A request is lost if, now and at the previous look, it
     /// waited while the queue was empty (so some slot had taken it) and no slot's word held
     /// it. Two looks, because a slot writes its word an instant after it takes a packet.
     pub(super) fn sweep(&self, suspects: &mut HashSet<u64>) {
-        self.wake_a_sleeper_for_a_waiting_packet();
         let queue_empty = self.ring().is_empty();
         if !queue_empty || self.lock().pending.is_empty() {
             suspects.clear();
@@ -71,14 +96,5 @@ impl Pool {
             }
         }
         self.released.notify_waiters();
-    }
-
-    /// A slot woken for a packet may die before it looks at the ring, while another slot
-    /// sleeps: if a packet waits, recount the wake-ups (at worst a spurious look, once a
-    /// second).
-    fn wake_a_sleeper_for_a_waiting_packet(&self) {
-        if !self.ring().is_empty() {
-            self.recount_wakes();
-        }
     }
 }

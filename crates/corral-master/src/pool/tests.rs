@@ -570,24 +570,41 @@ async fn a_block_given_to_a_new_worker_starts_with_empty_response_rings() {
 }
 
 #[tokio::test]
-async fn the_sweep_wakes_a_sleeper_when_the_woken_slot_never_looked() {
+async fn a_queue_that_stops_moving_wakes_another_sleeper() {
     let f = fixture(10, 2);
-    let _worker = add_worker(&f, 1, 2);
-    sleep(&f, 0);
-    sleep(&f, 0);
+    let _first = add_worker(&f, 1, 2);
+    let _second = add_worker(&f, 2, 2);
+    sleep(&f, 0); // each process has one slot busy, one asleep
+    sleep(&f, 1);
     let _queued = submit(&f.pool, 5).await.unwrap();
-    assert!(doorbell(&f, 0), "one is woken...");
-    // ... and waits for a Python lock that C code holds, or dies, before it looks.
-    let _second = submit(&f.pool, 6).await.unwrap();
+    assert!(doorbell(&f, 0), "equals: the lower number is woken...");
+    // ... and its slot waits for a Python lock that C code holds, or dies, before it looks.
+    let mut last_taken = None;
+    f.pool.unstick_the_queue(&mut last_taken);
+    assert!(!doorbell(&f, 1), "one look: the queue may just be slow");
+    f.pool.unstick_the_queue(&mut last_taken);
     assert!(
-        !doorbell(&f, 0),
-        "a woken slot of the process is on its way: the master does not ring again"
+        doorbell(&f, 1),
+        "nothing taken between two looks: the other process is woken"
     );
-    f.pool.sweep(&mut HashSet::new());
-    assert!(doorbell(&f, 0), "the sweep forgets it and wakes the other");
-    f.pool.sweep(&mut HashSet::new());
-    assert!(!doorbell(&f, 0), "nobody else sleeps");
-    assert_eq!((take_unrecorded(&f), take_unrecorded(&f)), (5, 6));
+    // Process 1's slot takes it (and has not said it looked yet).
+    assert_eq!(take_unrecorded(&f), 5);
+    f.pool.unstick_the_queue(&mut last_taken);
+    let _moving = submit(&f.pool, 6).await.unwrap();
+    f.pool.unstick_the_queue(&mut last_taken);
+    assert_eq!(take_unrecorded(&f), 6, "taken between two looks");
+    sleep(&f, 1);
+    let _next = submit(&f.pool, 7).await.unwrap();
+    f.pool.unstick_the_queue(&mut last_taken);
+    assert!(
+        !doorbell(&f, 1),
+        "the queue moved since the last look: no wake-up is forgotten"
+    );
+    f.pool.unstick_the_queue(&mut last_taken);
+    assert!(
+        doorbell(&f, 1),
+        "it stopped: forgotten, and the sleeper woken"
+    );
 }
 
 #[tokio::test]
