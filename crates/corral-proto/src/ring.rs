@@ -35,8 +35,8 @@
 //! leaves a packet in the ring wakes one: see [`crate::doorbells`].
 //!
 //! # Response rings
-//! The slot's socket stays: it carries the packets that hold a file descriptor or are too large
-//! for the ring, the doorbell that wakes a master waiting for the slot (a one-byte packet, sent
+//! The slot's socket stays: it carries the packets that hold a file descriptor or find the
+//! ring full, the doorbell that wakes a master waiting for the slot (a one-byte packet, sent
 //! only when the master said it waits: the scoreboard's wake word), and the end of stream when
 //! the worker dies. Order is kept by a [`SWITCH`] marker: a slot that must use the socket
 //! pushes the marker first, and from there on the master reads the socket; the slot returns to
@@ -55,8 +55,11 @@ pub const CONTROL_WORDS: usize = 2 * LINE;
 /// Words of a pool's request ring (4 MiB of packets).
 pub const REQUEST_WORDS: usize = CONTROL_WORDS + (1 << 19);
 
-/// Words of a slot's response ring (128 KiB of packets).
-pub const RESPONSE_WORDS: usize = CONTROL_WORDS + (1 << 14);
+/// Words of a slot's response ring (512 KiB of packets: under load a worker answers requests
+/// faster than the master sends the answers on, and what does not fit here goes through the
+/// slot's socket, which costs both sides a system call per packet; 128 KiB held seven 16 KiB
+/// answers, and more than half of them overflowed at 64 connections).
+pub const RESPONSE_WORDS: usize = CONTROL_WORDS + (1 << 16);
 
 /// Words per cache line.
 const LINE: usize = 8;
@@ -76,6 +79,11 @@ pub const fn max_packet(words: usize) -> usize {
 const _: () = assert!(
     crate::MAX_PACKET <= max_packet(REQUEST_WORDS),
     "every IPC packet fits the request ring"
+);
+
+const _: () = assert!(
+    crate::MAX_PACKET <= max_packet(RESPONSE_WORDS),
+    "every IPC packet fits a response ring (only a full ring or a descriptor needs the socket)"
 );
 
 /// The ring over its area of shared memory.

@@ -2,7 +2,7 @@
 
 use super::*;
 use corral_proto::decode_to_master;
-use corral_proto::ring::Taken;
+use corral_proto::ring::{self, Taken};
 
 /// Every frame the master would receive, reading as it does: the slot's response ring, and
 /// its socket from a switch marker to a packet that ends with `BackToRing`.
@@ -12,7 +12,7 @@ fn received(chan: &SlotChannel, master: &OwnedFd) -> Vec<ToMaster> {
     let mut on_socket = false;
     let mut rx = BytesMut::new();
     // Bounded: each turn consumes a packet or a marker, or stops.
-    for _ in 0..10_000 {
+    for _ in 0..ring::RESPONSE_WORDS {
         if !on_socket {
             match ring.take(&mut rx).unwrap() {
                 Taken::Empty => break,
@@ -328,32 +328,38 @@ fn a_slot_that_sleeps_again_before_it_looked_frees_its_wake_up() {
 }
 
 #[test]
-fn a_packet_too_large_for_the_ring_goes_through_the_socket_in_order() {
+fn a_packet_with_a_file_goes_through_the_socket_in_order() {
     let (mut chan, master) = channel();
     chan.current = 1;
-    let big = vec![b'b'; chan.pool.response_ring(0).max_packet() + 1];
+    let file = std::fs::File::open("/proc/self/exe").unwrap();
     chan.send_data(b"small").unwrap();
     chan.flush().unwrap();
-    chan.send_data(&big).unwrap();
-    chan.flush().unwrap();
-    assert!(chan.on_socket, "the large packet left the ring");
+    chan.send_file(file.as_fd(), 0, 100).unwrap();
+    assert!(chan.on_socket, "a descriptor cannot travel in the ring");
     chan.send_data(b"after").unwrap();
     chan.flush().unwrap();
     assert!(
         !chan.on_socket,
-        "a small packet took the slot back to the ring"
+        "a packet without one took the slot back to the ring"
     );
     chan.send_data(b"ring again").unwrap();
     chan.flush().unwrap();
-    let chunks: Vec<Bytes> = received(&chan, &master)
-        .into_iter()
-        .map(|m| match m {
-            ToMaster::Chunk { data, .. } => data,
-            other => panic!("not a chunk: {other:?}"),
-        })
-        .collect();
-    let expected: [&[u8]; 4] = [b"small", &big, b"after", b"ring again"];
-    assert_eq!(chunks, expected);
+    let frames = received(&chan, &master);
+    let chunk = |data: &'static [u8]| ToMaster::Chunk {
+        id: 1,
+        data: Bytes::from_static(data),
+    };
+    let expected = [
+        chunk(b"small"),
+        ToMaster::File {
+            id: 1,
+            offset: 0,
+            len: 100,
+        },
+        chunk(b"after"),
+        chunk(b"ring again"),
+    ];
+    assert_eq!(frames, expected);
 }
 
 #[test]
