@@ -92,8 +92,8 @@ def test_worker_threads_take_requests_while_one_is_busy(corral, tmp_path):
 def test_a_burst_of_requests_runs_on_every_idle_slot_at_once(corral, tmp_path, layout, slots):
     """As many requests as slots arrive together while every slot sleeps. The master wakes at
     most one slot per worker process; a slot that takes a request and sees more waiting wakes
-    the next, so they all run at once. (Without that chain only the master's once-a-second
-    sweep would wake the others, one per second.)"""
+    the next, so they all run at once. (Without that chain only the master's look for a queue
+    that stopped moving would wake the others, one process at a time.)"""
     c = corral(APP, *layout)
     started = [tmp_path / f"burst{i}.started" for i in range(slots)]
     release = tmp_path / "burst.release"
@@ -138,7 +138,7 @@ def test_a_process_whose_gil_c_code_holds_is_not_woken_while_another_is_idle(cor
     """-w 2 --threads 4: one thread of one process holds the GIL in C code for seconds, its
     three other threads sleep. Requests arrive one at a time: each must go to the idle
     process at once. (Waking a sleeping thread of the GIL-bound process would leave the
-    request waiting for the GIL, or for the master's once-a-second sweep.)"""
+    request waiting for the GIL, or for the master's look for a queue that stopped moving.)"""
     c = corral(APP, "--mpm", "worker", "-w", "2", "--threads", "4")
     started = tmp_path / "gil.started"
     held = Background(lambda: c.get(f"/gil_hold?started={started}&seconds=4", timeout=30))

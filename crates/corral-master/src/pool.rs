@@ -9,11 +9,10 @@
 //! process at a time, and the process with the fewest busy slots first
 //! (`corral_proto::doorbells`). A woken slot that is slow to look may wait for a Python lock
 //! that C code holds: when nothing was taken between two of the master's looks (ten a second,
-//! [`Pool::start_sweeper`]) while packets wait, the wake-ups on their way are forgotten and
-//! another sleeper is woken. A busy slot is therefore never given a request, and a slot that
-//! finishes takes the next queued request without going to sleep.
-//! It is how gunicorn's workers share a listening socket, one level down: keep-alive
-//! connections and slow clients stay in the master.
+//! [`Pool::start_sweeper`]) while packets wait, a sleeper of another process is woken. A busy
+//! slot is therefore never given a request, and a slot that finishes takes the next queued
+//! request without going to sleep. It is how gunicorn's workers share a listening socket, one
+//! level down: keep-alive connections and slow clients stay in the master.
 //!
 //! The master learns which slot took a request from that slot's first frame for it (the
 //! response head, or `Taken` when the rest of the body must follow on that slot). A watcher
@@ -260,16 +259,6 @@ impl Pool {
         }
     }
 
-    /// Forgets the wake-ups counted as on their way (a woken slot may have died before it
-    /// looked, or wait for a Python lock that C code holds) and, if a packet waits, wakes a
-    /// sleeper for it. Waking one too many only costs a spurious look.
-    fn recount_wakes(&self) {
-        self.doorbells().forget_wakes();
-        if !self.ring().is_empty() {
-            self.wake_a_sleeper();
-        }
-    }
-
     /// Appends `packet` to the request ring, waiting while the ring is full.
     async fn enqueue(&self, packet: &Gather<'_>) -> Result<(), AcquireError> {
         loop {
@@ -416,7 +405,9 @@ impl Pool {
         // Its slots sleep no more, and one of them may have been woken and not have looked at
         // the ring yet: a packet meant for it would wait for nobody.
         self.doorbells().forget_process(block.block as usize);
-        self.recount_wakes();
+        if !self.ring().is_empty() {
+            self.wake_a_sleeper();
+        }
         self.released.notify_waiters();
     }
 

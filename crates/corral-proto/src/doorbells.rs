@@ -195,14 +195,6 @@ impl<'a> Doorbells<'a> {
     pub fn looked(&self, process: usize) {
         self.word(process, WAKING).store(0, Ordering::SeqCst);
     }
-
-    /// Forgets every wake-up counted as on its way (a woken slot may wait for a lock held for
-    /// long, or have died). Waking too many slots afterwards only costs spurious looks.
-    pub fn forget_wakes(&self) {
-        for process in 0..self.in_use() {
-            self.looked(process);
-        }
-    }
 }
 
 /// Takes `n` off `word`, stopping at zero.

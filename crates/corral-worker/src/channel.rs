@@ -379,13 +379,15 @@ impl SlotChannel {
                 self.ring_doorbell_if_awaited()?;
                 return Ok(true);
             }
-            // Too large, full, or a descriptor to pass: the socket from here on.
+            // The ring is full, or a descriptor is to pass: the socket from here on.
             ring.push_switch()
                 .map_err(|_| invalid("no room for a switch marker"))?;
             self.on_socket = true;
         }
+        // `BackToRing` rides on this packet only if the packet stays within the size every
+        // reader expects (a body can fill a packet to the last byte).
         let back = file.is_none()
-            && self.outbox.len() + BACK_TO_RING_FRAME <= ring.max_packet()
+            && self.outbox.len() + BACK_TO_RING_FRAME <= MAX_PACKET
             && ring.has_room_for_switch();
         let kept = self.outbox.len();
         if back {

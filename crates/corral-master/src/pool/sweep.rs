@@ -27,6 +27,9 @@ impl Pool {
             let mut suspects = HashSet::new();
             let mut last_taken = None;
             let mut tick = tokio::time::interval(PROGRESS_EVERY);
+            // After a stall of the master, no burst of looks microseconds apart (they would
+            // find nothing taken between them).
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             for look in (0..LOOKS_PER_SWEEP).cycle() {
                 tick.tick().await;
                 let Some(pool) = pool.upgrade() else { return };
@@ -40,15 +43,15 @@ impl Pool {
 
     /// If packets wait and nobody took one since the last look (`last_taken`: where the ring's
     /// consumers stood then), the slot woken for them may be stuck: it waits for a Python lock
-    /// that C code holds, or it died. Forgets the wake-ups on their way and wakes a sleeper,
-    /// which goes to another process if one has as many slots asleep (see
-    /// `corral_proto::doorbells`). At worst a spurious look, ten times a second, while every
-    /// slot is busy.
+    /// that C code holds. A push wakes one process; this wakes another that sleeps, skipping
+    /// every process whose woken slot has not looked yet, the stuck one among them (see
+    /// `corral_proto::doorbells`). Nothing to wake while every slot is busy. (A woken slot
+    /// that died is forgotten when its process is reaped: `Pool::worker_exited`.)
     pub(super) fn unstick_the_queue(&self, last_taken: &mut Option<u64>) {
         let ring = self.ring();
         let taken = (!ring.is_empty()).then(|| ring.taken());
         if taken.is_some() && taken == *last_taken {
-            self.recount_wakes();
+            self.wake_a_sleeper();
         }
         *last_taken = taken;
     }

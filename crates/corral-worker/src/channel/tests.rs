@@ -419,6 +419,59 @@ fn a_full_ring_overflows_to_the_socket_and_nothing_is_lost_or_reordered() {
     assert_eq!(got, sent);
 }
 
+/// The ring is full and the next packet is filled to the last byte: it goes through the
+/// socket as it is, without a `BackToRing` that would take it past the size the master
+/// reads (it would be truncated, and the slot taken for broken). The next packet brings the
+/// slot back to the ring.
+#[test]
+fn a_full_sized_packet_that_finds_the_ring_full_stays_within_the_packet_size() {
+    let (mut chan, master) = channel();
+    chan.current = 1;
+    let pool = chan.pool.clone();
+    let ring = pool.response_ring(0);
+    while ring.push(8, [[0u8; 8].as_slice()]).is_ok() {}
+    // Frames of 17 + 30 and 17 + MAX_CHUNK bytes: MAX_PACKET exactly (see `send_data`).
+    let first = vec![b'a'; 64 - 2 * CHUNK_OVERHEAD];
+    let second = vec![b'b'; MAX_CHUNK];
+    chan.send_data(&first).unwrap();
+    chan.send_data(&second).unwrap();
+    assert_eq!(
+        chan.outbox.len(),
+        MAX_PACKET,
+        "a packet filled to the last byte"
+    );
+    chan.flush().unwrap();
+    assert!(chan.on_socket, "the full ring sent it to the socket");
+    // The master reads what the ring held (the filler, then the switch marker)...
+    let mut rx = BytesMut::new();
+    while ring.take(&mut rx).unwrap() == Taken::Packet {
+        rx.clear();
+    }
+    // ... then the socket, with buffers of MAX_PACKET.
+    let next_on_socket = || {
+        let mut rx = BytesMut::new();
+        let how = RecvFlags::Wait;
+        recv_packet_into(master.as_fd(), &mut rx, MAX_PACKET, &mut Vec::new(), how)
+            .expect("a packet within MAX_PACKET");
+        let mut frames = Vec::new();
+        decode_all(rx, &mut frames);
+        frames
+    };
+    let frames = next_on_socket();
+    assert_eq!(frames.len(), 2, "the two chunks, no BackToRing: {frames:?}");
+    chan.send_data(b"after").unwrap();
+    chan.flush().unwrap();
+    assert!(
+        !chan.on_socket,
+        "a smaller packet took the slot back to the ring"
+    );
+    let after = ToMaster::Chunk {
+        id: 1,
+        data: Bytes::from_static(b"after"),
+    };
+    assert_eq!(next_on_socket(), [after, ToMaster::BackToRing]);
+}
+
 /// Four single-slot processes (prefork) take thousands of requests that arrive in bursts,
 /// so that pushes keep landing just as slots count themselves asleep. Every request is taken
 /// (no wake-up lost), and once the queue is empty and every slot blocks, each process counts
