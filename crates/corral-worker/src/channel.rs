@@ -46,6 +46,15 @@ impl PoolShare {
         board::doorbells(self.board.all())
     }
 
+    /// Rings the doorbell of the process the doorbells choose (see `corral_proto::doorbells`),
+    /// as the master does after a push; the process woken, if any.
+    fn wake_a_sleeper(&self) -> Option<usize> {
+        let doorbells = self.doorbells();
+        let process = doorbells.wake_one()?;
+        bell::ring(doorbells.bell(process));
+        Some(process)
+    }
+
     /// The worker process (its number on the scoreboard) that scoreboard slot `slot` is part of.
     fn process_of(&self, slot: usize) -> usize {
         slot / self.threads.max(1)
@@ -280,9 +289,7 @@ impl SlotChannel {
         match taken.map_err(invalid)? {
             Taken::Packet => {
                 if !ring.is_empty() {
-                    if let Some(process) = doorbells.wake_one() {
-                        bell::ring(doorbells.bell(process));
-                    }
+                    self.pool.wake_a_sleeper();
                 }
                 Ok(true)
             }

@@ -57,14 +57,6 @@ fn channel() -> (SlotChannel, OwnedFd) {
     slot_of(&pool, 0)
 }
 
-/// Wakes a sleeping slot as the master does after a push; the process woken, if any.
-fn wake(pool: &PoolShare) -> Option<usize> {
-    let doorbells = pool.doorbells();
-    let process = doorbells.wake_one()?;
-    bell::ring(doorbells.bell(process));
-    Some(process)
-}
-
 /// The channel of scoreboard slot `slot` of `pool`, and the master's end of its socket.
 fn slot_of(pool: &PoolShare, slot: usize) -> (SlotChannel, OwnedFd) {
     let (ours, master) = corral_sys::seqpacket_pair().unwrap();
@@ -239,7 +231,7 @@ fn a_slot_sleeps_on_an_empty_ring_until_the_doorbell_rings() {
     let taken = serve_one(chan, "slot-bell");
     until_asleep(&pool, "slot-bell");
     queue_request(&pool, 3);
-    assert_eq!(wake(&pool), Some(0), "the slot sleeps");
+    assert_eq!(pool.wake_a_sleeper(), Some(0), "the slot sleeps");
     let id = taken.recv_timeout(std::time::Duration::from_secs(10));
     assert_eq!(id, Ok(Some(3)));
 }
@@ -319,7 +311,7 @@ fn a_slot_that_sleeps_again_before_it_looked_frees_its_wake_up() {
     until_asleep(&pool, "slot-relook");
     queue_request(&pool, 9);
     assert_eq!(
-        wake(&pool),
+        pool.wake_a_sleeper(),
         Some(0),
         "no wake-up is counted as on its way any more"
     );
@@ -504,7 +496,7 @@ fn single_slot_processes_take_every_request_and_the_sleepers_stay_counted_exactl
     }
     for id in 1..=REQUESTS {
         queue_request(&pool, id);
-        wake(&pool);
+        pool.wake_a_sleeper();
         if id % 8 == 0 {
             std::thread::yield_now();
         }
