@@ -15,6 +15,7 @@ COMPOSITE = {
     "cpu": lambda m, s: f"{m['cpu_srv']:.0f}/{m['cpu_wrk']:.0f}/{m['cpu_other']:.0f}",
     "mem": lambda m, s: f"{m['uss_kb'] / 1024:.1f} / {m['pss_kb'] / 1024:.1f}",
     "slow_open": lambda m, s: f"{m['slow_open_ready']:.0f}/{m['slow_open_stop']:.0f}",
+    "before_after": lambda m, s: f"{m['rps_before']:,.0f} / {m['rps_after']:,.0f}",
     "fast_slow_n": lambda m, s: f"{m['fast_n']:.0f}/{m['slow_n']:.0f}",
 }
 

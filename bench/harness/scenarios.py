@@ -53,7 +53,8 @@ SCENARIOS = [
     Scenario("slowclients", "hello", "slowclients",
              "slow clients: hello req/s while 1000 idle connections dribble headers",
              metric="rps_slow", columns=[
-                 ("req/s with slow clients", "rps_slow", "{:,.0f}"), ("req/s without", "rps_base", "{:,.0f}"),
+                 ("req/s with slow clients", "rps_slow", "{:,.0f}"), ("req/s without (mean of before / after)", "rps_base", "{:,.0f}"),
+                 ("before / after", "before_after", "{}"),
                  ("with / without", "slow_ratio", "{:.2f}"), ("p99 ms with", "p99_ms_slow", "{:.2f}"),
                  ("slow conns open start/end", "slow_open", "{}"), ("slow reconnects", "slow_reconnects", "{:.0f}"),
                  ("errors sock/timeout/non-2xx (with)", "errors", "{}")]),
