@@ -175,6 +175,70 @@ def test_body_over_max_body_sent_in_full(server, call_log):
     _healthy(server, call_log, before)
 
 
+# Larger than the loopback socket buffers on both sides: a server that closes before reading it
+# all leaves input unread, and the kernel then answers with a reset.
+UNREAD = 24 * 1024 * 1024
+
+
+def test_a_413_reaches_a_client_that_sends_its_whole_body_before_reading(server, call_log):
+    """Like http.client and requests: the whole body, then the response. corral stops reading
+    at the limit and answers 413; it must then half-close and drain, not close, or the client's
+    send fails on a reset and the 413 is lost (RFC 9112 section 9.6, lingering close)."""
+    before = read_lines(call_log)
+    with RawConnection(server.port, timeout=20) as conn:
+        conn.send(f"POST /echo HTTP/1.1\r\n{H}Content-Length: {UNREAD}\r\n\r\n".encode())
+        conn.send(b"x" * UNREAD)  # a reset here is the bug
+        reply = conn.read_until_close(timeout=5)
+    assert _first_status(reply) == 413, reply[:300]
+    _healthy(server, call_log, before)
+
+
+def test_a_response_reaches_a_client_still_sending_a_body_the_app_did_not_read(corral):
+    """The app answers without reading a large upload; the client sends it all, then reads."""
+    c = corral(f"{APPS / 'wsgi_app.py'}:application", "--mpm", "prefork", "-w", "1")
+    for _ in range(3):
+        with RawConnection(c.port, timeout=20) as conn:
+            conn.send(f"POST /hello HTTP/1.1\r\n{H}Content-Length: {UNREAD}\r\n\r\n".encode())
+            conn.send(b"x" * UNREAD)
+            reply = conn.read_until_close(timeout=5)
+        resp, _ = parse_response(reply, eof=True)
+        assert (resp.status, resp.body) == (200, b"Hello, world!\n")
+
+
+def test_a_lingering_connection_whose_client_goes_quiet_is_closed(server):
+    """After a 413 the server half-closes (the client reads the end of its stream) and drains
+    while the client sends; once the client has been quiet for 2 s the socket is closed, and
+    the kernel resets whatever the client sends after that."""
+    with RawConnection(server.port, timeout=10) as conn:
+        conn.send(f"POST /echo HTTP/1.1\r\n{H}Content-Length: {MAX_BODY * 4}\r\n\r\n".encode())
+        conn.send(b"x" * (MAX_BODY * 2))
+        assert conn.read_response(timeout=5).status == 413
+        conn.read_until_close(timeout=5)
+        assert conn.eof, "the server half-closed after its response"
+        conn.send(b"x" * 1000)  # still lingering: drained, no reset
+        time.sleep(3.5)
+        with pytest.raises((BrokenPipeError, ConnectionResetError)):
+            for _ in range(20):  # the first send after the close draws the reset
+                conn.send(b"x")
+                time.sleep(0.05)
+
+
+def test_a_graceful_stop_does_not_wait_for_lingering_connections(corral):
+    """A client that keeps sending after its 413 is lingered on, but a stop does not wait for
+    it: a graceful stop ends it at once."""
+    c = corral(f"{APPS / 'wsgi_app.py'}:application", "--mpm", "prefork", "-w", "1", "--max-body", "1KiB")
+    with RawConnection(c.port, timeout=10) as conn:
+        conn.send(f"POST /echo HTTP/1.1\r\n{H}Content-Length: {UNREAD}\r\n\r\n".encode())
+        conn.send(b"x" * 4096)
+        assert conn.read_response(timeout=5).status == 413
+        for _ in range(5):  # still sending, a byte now and then: the linger goes on
+            conn.send(b"x")
+            time.sleep(0.3)
+        started = time.monotonic()
+        assert c.stop(timeout=10) == 0
+        assert time.monotonic() - started < 5
+
+
 def test_incomplete_head_times_out_with_408(server, call_log):
     before = read_lines(call_log)
     with RawConnection(server.port, timeout=10) as conn:

@@ -49,6 +49,14 @@ pub fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
     Ok(())
 }
 
+/// Half-closes a stream socket: what was written still goes out, followed by the end of the
+/// stream (a TCP FIN); reading goes on. For a lingering close.
+pub fn shutdown_write(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: shutdown on a descriptor we borrow, with an integer argument.
+    cvt(unsafe { libc::shutdown(fd.as_raw_fd(), libc::SHUT_WR) })?;
+    Ok(())
+}
+
 /// Sends one packet, with `fds` attached as `SCM_RIGHTS` when not empty. Never raises SIGPIPE:
 /// a vanished peer is `EPIPE`.
 pub fn send_packet(sock: BorrowedFd<'_>, data: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<usize> {

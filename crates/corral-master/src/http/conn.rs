@@ -130,7 +130,9 @@ pub async fn serve(
                 // hyper is no longer polled, so it cannot write concurrently.
                 let reply = Refusal::HeadTimeout.raw_reply(&http_date_now());
                 let reply = stream.write_all(&reply);
-                let _ = tokio::time::timeout(Duration::from_secs(1), reply).await;
+                if let Ok(Ok(())) = tokio::time::timeout(Duration::from_secs(1), reply).await {
+                    close_lingering(&stream, &mut stop).await;
+                }
                 return;
             }
             Phase::Idle(t) if now >= t => return,
@@ -171,6 +173,7 @@ pub async fn serve(
                 if let Err(e) = result {
                     tracing::debug!("connection ended: {e}");
                 }
+                close_lingering(&stream, &mut stop).await;
                 return;
             }
             Event::Timer => {}
@@ -179,6 +182,32 @@ pub async fn serve(
                 conn.as_mut().graceful_shutdown();
             }
         }
+    }
+}
+
+/// How long a closing connection waits for its client's next byte, and for all of them
+/// (Apache's lingering close waits 2 s and 30 s).
+const LINGER_QUIET: Duration = Duration::from_secs(2);
+const LINGER_MAX: Duration = Duration::from_secs(30);
+
+/// Closes a connection whose client may still be sending (the rest of a body the app did not
+/// read, the body of a request refused with 413) so that the response reaches the client
+/// (RFC 9112 section 9.6). A socket closed with unread input makes the kernel send a reset,
+/// and a client still sending takes the reset for a failure and may never read the response
+/// that was already on its way. So the socket is half-closed, and what the client sends is read
+/// and thrown away until it closes its side, is quiet for [`LINGER_QUIET`], or [`LINGER_MAX`]
+/// passes. A stop that begins cuts the wait short; a server already stopping waits at most
+/// [`LINGER_QUIET`].
+async fn close_lingering(stream: &Stream, stop: &mut watch::Receiver<bool>) {
+    let stopping = *stop.borrow();
+    let most = if stopping { LINGER_QUIET } else { LINGER_MAX };
+    let linger = stream.linger(LINGER_QUIET, Instant::now() + most);
+    if stopping {
+        return linger.await;
+    }
+    tokio::select! {
+        _ = linger => {}
+        _ = stop.changed() => {}
     }
 }
 

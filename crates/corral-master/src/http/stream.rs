@@ -13,6 +13,7 @@ use std::task::{ready, Context, Poll};
 use std::os::fd::{AsFd, BorrowedFd};
 
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
+use tokio::time::{Duration, Instant};
 
 use crate::http::error::replace_hyper_error_reply;
 use crate::http::file_send::{is_stand_in, FileQueue};
@@ -82,6 +83,44 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.try_write_vectored(bufs),
             Stream::Unix(s) => s.try_write_vectored(bufs),
+        }
+    }
+
+    /// Ends the writing side (a FIN after what was written) and then reads and throws away
+    /// what the client still sends, until it closes its side, `quiet` passes without a byte,
+    /// or `until`: a lingering close (see `conn::close_lingering`).
+    pub async fn linger(&self, quiet: Duration, until: Instant) {
+        if corral_sys::shutdown_write(self.as_fd()).is_err() {
+            return; // the client is gone already
+        }
+        let mut sink = [0u8; 4096];
+        loop {
+            let deadline = until.min(Instant::now() + quiet);
+            let ready = std::future::poll_fn(|cx| self.poll_read_ready(cx));
+            match tokio::time::timeout_at(deadline, ready).await {
+                Ok(Ok(())) => {}
+                _ => return, // quiet for too long, past `until`, or an error
+            }
+            match self.try_read(&mut sink) {
+                Ok(0) => return, // the client closed its side
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.try_read(buf),
+            Stream::Unix(s) => s.try_read(buf),
+        }
+    }
+
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Stream::Tcp(s) => s.as_fd(),
+            Stream::Unix(s) => s.as_fd(),
         }
     }
 
@@ -369,7 +408,8 @@ impl AsyncWrite for ConnIo {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        // The socket closes when the last Arc drops, right after hyper is done with it.
+        // The connection task half-closes the socket once hyper is done with it, lingers
+        // (`Stream::linger`), and the socket closes when the last Arc drops.
         Poll::Ready(Ok(()))
     }
 }
