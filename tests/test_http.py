@@ -8,6 +8,8 @@ appends every call to a log file).
 from __future__ import annotations
 
 import re
+import signal
+import threading
 import time
 
 import pytest
@@ -223,20 +225,58 @@ def test_a_lingering_connection_whose_client_goes_quiet_is_closed(server):
                 time.sleep(0.05)
 
 
-def test_a_graceful_stop_does_not_wait_for_lingering_connections(corral):
-    """A client that keeps sending after its 413 is lingered on, but a stop does not wait for
-    it: a graceful stop ends it at once."""
+def test_a_stop_shortens_the_linger_of_a_client_that_keeps_sending(corral):
+    """A client that keeps sending after its 413 is lingered on for up to 30 s, but a graceful
+    stop gives it 2 s more at most."""
     c = corral(f"{APPS / 'wsgi_app.py'}:application", "--mpm", "prefork", "-w", "1", "--max-body", "1KiB")
     with RawConnection(c.port, timeout=10) as conn:
         conn.send(f"POST /echo HTTP/1.1\r\n{H}Content-Length: {UNREAD}\r\n\r\n".encode())
         conn.send(b"x" * 4096)
         assert conn.read_response(timeout=5).status == 413
-        for _ in range(5):  # still sending, a byte now and then: the linger goes on
-            conn.send(b"x")
-            time.sleep(0.3)
+        sending = threading.Event()
+        sending.set()
+
+        def trickle():  # a byte every 0.2 s, so the 2 s of quiet never pass
+            while sending.is_set():
+                try:
+                    conn.sock.send(b"x")
+                except OSError:
+                    return
+                time.sleep(0.2)
+
+        t = threading.Thread(target=trickle, daemon=True)
+        t.start()
+        try:
+            time.sleep(1)
+            started = time.monotonic()
+            assert c.stop(timeout=40) == 0
+            took = time.monotonic() - started
+        finally:
+            sending.clear()
+            t.join(5)
+    assert took < 10, f"the stop waited {took:.1f}s for a lingering client"
+
+
+def test_idle_keepalive_connections_do_not_linger_at_a_stop(corral):
+    """A stop closes idle keep-alive connections at once: pooling clients never close them, so a
+    linger would hold the stop for its whole quiet time."""
+    c = corral(f"{APPS / 'wsgi_app.py'}:application", "--mpm", "prefork", "-w", "1")
+    conns = [RawConnection(c.port, timeout=10) for _ in range(3)]
+    try:
+        for conn in conns:
+            conn.send(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert conn.read_response(timeout=5).status == 200
         started = time.monotonic()
-        assert c.stop(timeout=10) == 0
-        assert time.monotonic() - started < 5
+        c.signal(signal.SIGTERM)
+        assert c.wait(10) == 0  # the clients hold their connections open all along
+        took = time.monotonic() - started
+        for conn in conns:
+            conn.read_until_close(timeout=5)
+            assert conn.eof
+    finally:
+        for conn in conns:
+            conn.close()
+    assert took < 1.5, f"the stop took {took:.1f}s with idle keep-alive connections open"
 
 
 def test_incomplete_head_times_out_with_408(server, call_log):

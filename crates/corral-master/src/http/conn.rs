@@ -131,7 +131,8 @@ pub async fn serve(
                 let reply = Refusal::HeadTimeout.raw_reply(&http_date_now());
                 let reply = stream.write_all(&reply);
                 if let Ok(Ok(())) = tokio::time::timeout(Duration::from_secs(1), reply).await {
-                    close_lingering(&stream, &mut stop).await;
+                    // Briefly: a client this slow gets no 30 s more of the server's time.
+                    close_lingering(&stream, &mut stop, LINGER_QUIET).await;
                 }
                 return;
             }
@@ -173,7 +174,7 @@ pub async fn serve(
                 if let Err(e) = result {
                     tracing::debug!("connection ended: {e}");
                 }
-                close_lingering(&stream, &mut stop).await;
+                close_lingering(&stream, &mut stop, LINGER_MAX).await;
                 return;
             }
             Event::Timer => {}
@@ -195,20 +196,27 @@ const LINGER_MAX: Duration = Duration::from_secs(30);
 /// (RFC 9112 section 9.6). A socket closed with unread input makes the kernel send a reset,
 /// and a client still sending takes the reset for a failure and may never read the response
 /// that was already on its way. So the socket is half-closed, and what the client sends is read
-/// and thrown away until it closes its side, is quiet for [`LINGER_QUIET`], or [`LINGER_MAX`]
-/// passes. A stop that begins cuts the wait short; a server already stopping waits at most
-/// [`LINGER_QUIET`].
-async fn close_lingering(stream: &Stream, stop: &mut watch::Receiver<bool>) {
+/// and thrown away until it closes its side, is quiet for [`LINGER_QUIET`], or `most` passes.
+///
+/// A stop shortens the wait to [`LINGER_QUIET`] at most. A server already stopping lingers
+/// only for a client found still sending: the idle keep-alive connections a stop closes would
+/// otherwise each hold the stop for [`LINGER_QUIET`] (pooling clients do not close them).
+async fn close_lingering(stream: &Stream, stop: &mut watch::Receiver<bool>, most: Duration) {
+    if !stream.half_close() {
+        return;
+    }
+    let until = Instant::now() + most;
     let stopping = *stop.borrow();
-    let most = if stopping { LINGER_QUIET } else { LINGER_MAX };
-    let linger = stream.linger(LINGER_QUIET, Instant::now() + most);
-    if stopping {
-        return linger.await;
+    if !stopping {
+        tokio::select! {
+            _ = stream.discard_input(LINGER_QUIET, until) => return,
+            _ = stop.changed() => {}
+        }
+    } else if !stream.discard_waiting_input() {
+        return;
     }
-    tokio::select! {
-        _ = linger => {}
-        _ = stop.changed() => {}
-    }
+    let until = until.min(Instant::now() + LINGER_QUIET);
+    stream.discard_input(LINGER_QUIET, until).await;
 }
 
 /// What ended a wait of the connection task.

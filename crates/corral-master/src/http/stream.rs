@@ -86,16 +86,28 @@ impl Stream {
         }
     }
 
-    /// Ends the writing side (a FIN after what was written) and then reads and throws away
-    /// what the client still sends, until it closes its side, `quiet` passes without a byte,
-    /// or `until`: a lingering close (see `conn::close_lingering`).
-    pub async fn linger(&self, quiet: Duration, until: Instant) {
-        if corral_sys::shutdown_write(self.as_fd()).is_err() {
-            return; // the client is gone already
-        }
+    /// Ends the writing side: a FIN goes out after what was written, and reading goes on.
+    /// False: the client is gone already.
+    pub fn half_close(&self) -> bool {
+        corral_sys::shutdown_write(self.as_fd()).is_ok()
+    }
+
+    /// Reads and throws away what the client has sent, without waiting: true if there was
+    /// something (more may follow), false if nothing waits or the client closed its side.
+    pub fn discard_waiting_input(&self) -> bool {
         let mut sink = [0u8; 4096];
+        matches!(self.try_read(&mut sink), Ok(n) if n > 0)
+    }
+
+    /// Reads and throws away what the client sends, until it closes its side, `quiet` passes
+    /// without a byte, or `until` (the lingering close, see `conn::close_lingering`).
+    pub async fn discard_input(&self, quiet: Duration, until: Instant) {
+        // On the heap, so that the connection task's future does not carry it all its life.
+        let mut sink = vec![0u8; 4096];
         loop {
             let deadline = until.min(Instant::now() + quiet);
+            // Each wait spends the task's budget, so a client that never stops sending still
+            // lets the runtime thread serve others.
             let ready = std::future::poll_fn(|cx| self.poll_read_ready(cx));
             match tokio::time::timeout_at(deadline, ready).await {
                 Ok(Ok(())) => {}
@@ -408,8 +420,8 @@ impl AsyncWrite for ConnIo {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        // The connection task half-closes the socket once hyper is done with it, lingers
-        // (`Stream::linger`), and the socket closes when the last Arc drops.
+        // The connection task half-closes the socket once hyper is done with it and lingers
+        // (`conn::close_lingering`); the socket closes when the last Arc drops.
         Poll::Ready(Ok(()))
     }
 }
