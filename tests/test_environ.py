@@ -95,6 +95,30 @@ def test_high_bytes_in_header_values_are_latin1(server):
     assert _value(env, "HTTP_X_LATIN") == "caf\u00e9"
 
 
+def test_repeated_headers_join_under_one_key(server):
+    env, _ = _environ(
+        server,
+        b"GET /environ HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/html\r\nX-Three: 1\r\n"
+        b"Accept: */*\r\nX-Three: 2\r\nX-Three: caf\xe9\r\nX-Once: only\r\n\r\n",
+    )
+    # in arrival order, whether the name is one corral knows (Accept) or not
+    assert re.fullmatch(r"text/html, ?\*/\*", _value(env, "HTTP_ACCEPT")), _value(env, "HTTP_ACCEPT")
+    assert re.fullmatch(r"1, ?2, ?caf\u00e9", _value(env, "HTTP_X_THREE")), _value(env, "HTTP_X_THREE")
+    assert _value(env, "HTTP_X_ONCE") == "only"
+
+
+def test_header_names_with_underscores_are_dropped(server):
+    # X_Forwarded_For would map to the key of X-Forwarded-For: an app trusting that key could
+    # be fooled, so the underscore spelling never reaches the environ (as in gunicorn).
+    env, _ = _environ(
+        server,
+        b"GET /environ HTTP/1.1\r\nHost: 127.0.0.1\r\nX_Forwarded_For: 6.6.6.6\r\n"
+        b"X-Forwarded-For: 10.0.0.1\r\nX_Other: x\r\n\r\n",
+    )
+    assert _value(env, "HTTP_X_FORWARDED_FOR") == "10.0.0.1"
+    assert "HTTP_X_OTHER" not in env
+
+
 def test_environ_of_a_post_request(server):
     r = server.http(
         "POST",

@@ -39,7 +39,8 @@ Routes:
                               the GIL (no other thread of the process runs Python)
   /environ                    JSON dump of environ: {key: {"type", "value"}}
   /sysinfo                    JSON: pid, ppid, pgid, cwd, sys.prefix, sys.path
-  /headers?status=            two Set-Cookie headers, a latin-1 value, any status
+  /headers?status=&as=        two Set-Cookie headers, a latin-1 value, any status; the
+                              headers as a list (default), a tuple or a generator
   /big?kib=&forever=&record=  a large generated body (see big())
   /start_thread               leaves a background thread running
   /sized?bytes=               a generator of exactly that many bytes, with Content-Length
@@ -405,7 +406,9 @@ def headers_route(environ, start_response):
         start_response(status, headers)
         return []
     body = b"headers\n"
-    start_response(status, headers + [("Content-Length", str(len(body)))])
+    headers = headers + [("Content-Length", str(len(body)))]
+    container = {"list": list, "tuple": tuple, "generator": lambda hs: (h for h in hs)}
+    start_response(status, container[q.get("as", "list")](headers))
     return [body]
 
 

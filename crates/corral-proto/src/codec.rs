@@ -129,10 +129,6 @@ fn put_bytes(out: &mut BytesMut, b: &[u8]) {
     out.put_slice(b);
 }
 
-fn put_pairs(out: &mut BytesMut, pairs: &[(Bytes, Bytes)]) {
-    put_pair_iter(out, pairs.iter().map(|(k, v)| (&k[..], &v[..])));
-}
-
 /// A count, then each pair; the count is patched in afterwards, so any iterator will do.
 fn put_pair_iter<'a>(out: &mut BytesMut, pairs: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) {
     let at = out.len();
@@ -242,18 +238,22 @@ fn get_request_head(p: &mut Bytes) -> Result<RequestHead, DecodeError> {
     })
 }
 
+/// `u16 status | u32 header count | byte string of the reason and the pairs` (see
+/// `ResponseHead`: the block is kept as it is, and checked here).
 fn put_response_head(out: &mut BytesMut, h: &ResponseHead) {
+    let (count, block) = h.encoded();
     out.put_u16_le(h.status);
-    put_bytes(out, &h.reason);
-    put_pairs(out, &h.headers);
+    out.put_u32_le(count);
+    put_bytes(out, block);
 }
 
 fn get_response_head(p: &mut Bytes) -> Result<ResponseHead, DecodeError> {
-    Ok(ResponseHead {
-        status: get_u16(p)?,
-        reason: get_bytes(p)?,
-        headers: get_pairs(p)?,
-    })
+    let status = get_u16(p)?;
+    let count = get_u32(p)?;
+    let block = get_bytes(p)?;
+    ResponseHead::from_encoded(status, count, block).ok_or(DecodeError::Malformed(
+        "response head block does not match its header count",
+    ))
 }
 
 // === ToWorker ===
@@ -341,7 +341,7 @@ impl Decode for ToMaster {
             },
             3 => ToMaster::ResponseHead {
                 id: get_u64(p)?,
-                head: Box::new(get_response_head(p)?),
+                head: get_response_head(p)?,
             },
             4 => ToMaster::Chunk {
                 id: get_u64(p)?,

@@ -50,11 +50,11 @@ pub use codec::{
     BODY_HEADER_LEN,
 };
 pub use codec::{decode, decode_from_zygote, decode_to_master, decode_to_worker, decode_to_zygote};
-pub use head::{RequestHead, RequestHeadRef, ResponseHead};
+pub use head::{RequestHead, RequestHeadRef, ResponseHead, ResponseHeadBuilder};
 pub use msg::{ExitStatus, FailKind, FromZygote, ToMaster, ToWorker, ToZygote, BACK_TO_RING_FRAME};
 
 /// Bumped whenever a message changes shape; a worker built from another binary is refused.
-pub const WIRE_VERSION: u32 = 4;
+pub const WIRE_VERSION: u32 = 5;
 
 /// The largest packet any side sends. Fits the default `SO_SNDBUF` of a Unix socket
 /// (`net.core.wmem_default`, 208 KiB) with room for the kernel's per-packet overhead.

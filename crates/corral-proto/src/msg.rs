@@ -55,7 +55,7 @@ pub enum ToMaster {
     },
     ResponseHead {
         id: u64,
-        head: Box<ResponseHead>,
+        head: ResponseHead,
     },
     Chunk {
         id: u64,

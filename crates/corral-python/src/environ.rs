@@ -4,6 +4,7 @@
 //! recover them with `.encode("latin-1")`. Constant keys live in a per-thread template dict that
 //! is copied per request; only the per-request keys are set one by one.
 
+use bytes::Bytes;
 use corral_proto::RequestHead;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
@@ -61,12 +62,37 @@ const PER_REQUEST_KEYS: [&str; 14] = [
     "corral.request_id",
 ];
 
-/// Decodes bytes as latin-1 (every byte is the code point of the same value).
+/// Decodes bytes as latin-1 (every byte is the code point of the same value), in one call
+/// that both scans and copies them (a `&str` would be checked as UTF-8 first).
 pub fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
-    match std::str::from_utf8(bytes) {
-        Ok(s) if bytes.is_ascii() => PyString::new(py, s),
-        _ => PyString::new(py, &bytes.iter().map(|&b| b as char).collect::<String>()),
+    // SAFETY: the pointer and length describe `bytes`, alive for the whole call, which copies
+    // them; `py` proves the thread holds the GIL. Latin-1 decoding accepts every byte, so a
+    // null result means only that memory ran out, which `from_owned_ptr` reports by panicking,
+    // as `PyString::new` does. The result is a new reference to a `str`, hence the cast.
+    unsafe {
+        let ptr = pyo3::ffi::PyUnicode_DecodeLatin1(
+            bytes.as_ptr().cast(),
+            bytes.len() as pyo3::ffi::Py_ssize_t,
+            std::ptr::null(),
+        );
+        Bound::from_owned_ptr(py, ptr).cast_into_unchecked()
     }
+}
+
+/// A port number as a `str`, formatted without an intermediate `String`.
+fn decimal(py: Python<'_>, n: u16) -> Bound<'_, PyString> {
+    let mut digits = [0u8; 5];
+    let mut start = digits.len();
+    let mut rest = n;
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    latin1(py, &digits[start..])
 }
 
 /// Undoes %XX escapes; a malformed escape is kept literally (as other servers do).
@@ -105,28 +131,54 @@ fn split_host(host: &[u8]) -> (&[u8], Option<&[u8]>) {
     }
 }
 
-/// The CGI name of a header: `user-agent` → `HTTP_USER_AGENT`. `None` for names with `_`,
-/// which could be used to spoof a header an app trusts (`X-Forwarded-For` vs
+/// The CGI name of a header: `user-agent` → `HTTP_USER_AGENT`, written into `key`. False for
+/// names with `_`, which could be used to spoof a header an app trusts (`X-Forwarded-For` vs
 /// `X_Forwarded_For` both map to the same key); gunicorn drops them too.
-fn cgi_name(name: &[u8]) -> Option<String> {
+fn cgi_name(name: &[u8], key: &mut String) -> bool {
     if name.contains(&b'_') {
-        return None;
+        return false;
     }
+    key.clear();
     match name {
-        b"content-type" => return Some("CONTENT_TYPE".into()),
-        b"content-length" => return Some("CONTENT_LENGTH".into()),
-        _ => {}
+        b"content-type" => key.push_str("CONTENT_TYPE"),
+        b"content-length" => key.push_str("CONTENT_LENGTH"),
+        _ => {
+            key.push_str("HTTP_");
+            key.extend(name.iter().map(|&c| match c {
+                b'-' => '_',
+                c => (c as char).to_ascii_uppercase(),
+            }));
+        }
     }
-    let mut key = String::with_capacity(5 + name.len());
-    key.push_str("HTTP_");
-    for &c in name {
-        key.push(if c == b'-' {
-            '_'
-        } else {
-            (c as char).to_ascii_uppercase()
-        });
-    }
-    Some(key)
+    true
+}
+
+/// The environ key of a header clients send often, as an interned string (its hash is cached,
+/// so the dict does not compute it per request); `None` for the others.
+fn common_key<'py>(py: Python<'py>, name: &[u8]) -> Option<&'py Bound<'py, PyString>> {
+    Some(match name {
+        b"host" => intern!(py, "HTTP_HOST"),
+        b"user-agent" => intern!(py, "HTTP_USER_AGENT"),
+        b"accept" => intern!(py, "HTTP_ACCEPT"),
+        b"accept-encoding" => intern!(py, "HTTP_ACCEPT_ENCODING"),
+        b"accept-language" => intern!(py, "HTTP_ACCEPT_LANGUAGE"),
+        b"connection" => intern!(py, "HTTP_CONNECTION"),
+        b"content-type" => intern!(py, "CONTENT_TYPE"),
+        b"content-length" => intern!(py, "CONTENT_LENGTH"),
+        b"cookie" => intern!(py, "HTTP_COOKIE"),
+        b"referer" => intern!(py, "HTTP_REFERER"),
+        b"origin" => intern!(py, "HTTP_ORIGIN"),
+        b"authorization" => intern!(py, "HTTP_AUTHORIZATION"),
+        b"cache-control" => intern!(py, "HTTP_CACHE_CONTROL"),
+        b"x-forwarded-for" => intern!(py, "HTTP_X_FORWARDED_FOR"),
+        b"x-forwarded-proto" => intern!(py, "HTTP_X_FORWARDED_PROTO"),
+        b"x-forwarded-host" => intern!(py, "HTTP_X_FORWARDED_HOST"),
+        b"x-real-ip" => intern!(py, "HTTP_X_REAL_IP"),
+        b"x-request-id" => intern!(py, "HTTP_X_REQUEST_ID"),
+        b"if-none-match" => intern!(py, "HTTP_IF_NONE_MATCH"),
+        b"if-modified-since" => intern!(py, "HTTP_IF_MODIFIED_SINCE"),
+        _ => return None,
+    })
 }
 
 /// Builds the environ of one request from the template.
@@ -160,7 +212,7 @@ pub fn build<'py>(
     env.set_item(intern!(py, "SERVER_PROTOCOL"), protocol)?;
     env.set_item(intern!(py, "wsgi.url_scheme"), latin1(py, &head.scheme))?;
     env.set_item(intern!(py, "REMOTE_ADDR"), latin1(py, &head.peer_ip))?;
-    env.set_item(intern!(py, "REMOTE_PORT"), head.peer_port.to_string())?;
+    env.set_item(intern!(py, "REMOTE_PORT"), decimal(py, head.peer_port))?;
     set_server_name(py, &env, head)?;
     set_headers(py, &env, head)
 }
@@ -187,32 +239,40 @@ fn set_server_name(py: Python<'_>, env: &Bound<'_, PyDict>, head: &RequestHead) 
         }
         _ => (
             latin1(py, &head.local_ip).into_any(),
-            head.local_port.to_string().into_bound_py_any(py)?,
+            decimal(py, head.local_port).into_any(),
         ),
     };
     env.set_item(intern!(py, "SERVER_NAME"), name)?;
     env.set_item(intern!(py, "SERVER_PORT"), port)
 }
 
+/// One key per header name. RFC 9110 §5.3: repeated fields combine into one, comma
+/// separated, under the first one's place; the value is built apart only then.
 fn set_headers<'py>(
     py: Python<'py>,
     env: &Bound<'py, PyDict>,
     head: &RequestHead,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let mut merged: Vec<(String, Vec<u8>)> = Vec::with_capacity(head.headers.len());
-    for (name, value) in &head.headers {
-        let Some(key) = cgi_name(name) else { continue };
-        match merged.iter_mut().find(|(k, _)| *k == key) {
-            // RFC 9110 §5.3: repeated fields combine into one, comma separated.
-            Some((_, v)) => {
-                v.push(b',');
-                v.extend_from_slice(value);
-            }
-            None => merged.push((key, value.to_vec())),
+    let headers = &head.headers[..];
+    let mut key = String::new();
+    for (i, (name, value)) in headers.iter().enumerate() {
+        let same_name = |(n, _): &(Bytes, Bytes)| n == name;
+        if headers[..i].iter().any(same_name) {
+            continue; // joined to the first of its name
         }
-    }
-    for (key, value) in merged {
-        env.set_item(key, latin1(py, &value))?;
+        let value = match headers[i + 1..].iter().filter(|h| same_name(h)).count() {
+            0 => latin1(py, value),
+            _ => {
+                let repeats = headers[i..].iter().filter(|h| same_name(h));
+                let joined = repeats.map(|(_, v)| &v[..]).collect::<Vec<_>>().join(&b',');
+                latin1(py, &joined)
+            }
+        };
+        match common_key(py, name) {
+            Some(k) => env.set_item(k, value)?,
+            None if cgi_name(name, &mut key) => env.set_item(&key, value)?,
+            None => {}
+        }
     }
     Ok(env.clone())
 }
@@ -241,14 +301,61 @@ mod tests {
         assert_eq!(split_host(b"[::1]"), (&b"::1"[..], None));
     }
 
+    fn cgi(name: &[u8]) -> Option<String> {
+        let mut key = "stale".to_string();
+        cgi_name(name, &mut key).then_some(key)
+    }
+
     #[test]
     fn cgi_names() {
-        assert_eq!(cgi_name(b"user-agent").as_deref(), Some("HTTP_USER_AGENT"));
-        assert_eq!(cgi_name(b"content-type").as_deref(), Some("CONTENT_TYPE"));
-        assert_eq!(
-            cgi_name(b"content-length").as_deref(),
-            Some("CONTENT_LENGTH")
-        );
-        assert_eq!(cgi_name(b"x_forwarded_for"), None);
+        assert_eq!(cgi(b"user-agent").as_deref(), Some("HTTP_USER_AGENT"));
+        assert_eq!(cgi(b"content-type").as_deref(), Some("CONTENT_TYPE"));
+        assert_eq!(cgi(b"content-length").as_deref(), Some("CONTENT_LENGTH"));
+        assert_eq!(cgi(b"x_forwarded_for"), None);
+    }
+
+    /// Every common key is what `cgi_name` would have made: the table only saves the work.
+    #[test]
+    fn common_keys_are_their_cgi_names() {
+        let names: [&[u8]; 20] = [
+            b"host",
+            b"user-agent",
+            b"accept",
+            b"accept-encoding",
+            b"accept-language",
+            b"connection",
+            b"content-type",
+            b"content-length",
+            b"cookie",
+            b"referer",
+            b"origin",
+            b"authorization",
+            b"cache-control",
+            b"x-forwarded-for",
+            b"x-forwarded-proto",
+            b"x-forwarded-host",
+            b"x-real-ip",
+            b"x-request-id",
+            b"if-none-match",
+            b"if-modified-since",
+        ];
+        Python::initialize();
+        Python::attach(|py| {
+            for name in names {
+                let key = common_key(py, name).expect("a common name").to_string();
+                assert_eq!(Some(key), cgi(name), "{}", String::from_utf8_lossy(name));
+            }
+            assert!(common_key(py, b"x-custom").is_none());
+        });
+    }
+
+    #[test]
+    fn ports_in_decimal() {
+        Python::initialize();
+        Python::attach(|py| {
+            for n in [0, 7, 80, 65535] {
+                assert_eq!(decimal(py, n).to_string(), n.to_string());
+            }
+        });
     }
 }

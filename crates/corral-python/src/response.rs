@@ -1,11 +1,12 @@
 //! `start_response`, the `write()` callable, and the rules a response must follow
 //! (status syntax, header syntax, no hop-by-hop headers, Content-Length honoured).
 
-use bytes::Bytes;
-use corral_proto::ResponseHead;
+use std::borrow::Cow;
+
+use corral_proto::{ResponseHead, ResponseHeadBuilder};
 use pyo3::exceptions::{PyAssertionError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyString, PyTuple};
+use pyo3::types::{PyList, PyString, PyTuple};
 
 use crate::SharedTransport;
 
@@ -38,6 +39,9 @@ pub(crate) enum Flush {
 pub struct StartResponse {
     pub(crate) id: u64,
     pub(crate) io: SharedTransport,
+    /// The status the app gave to `start_response`, once it called it.
+    status: Option<u16>,
+    /// The head, from `start_response` until it is queued.
     head: Option<ResponseHead>,
     pub(crate) head_sent: bool,
     /// The Content-Length the app declared, if any: the body is cut or flagged to match it.
@@ -51,6 +55,7 @@ impl StartResponse {
         StartResponse {
             id,
             io,
+            status: None,
             head: None,
             head_sent: false,
             declared_len: None,
@@ -60,12 +65,12 @@ impl StartResponse {
     }
 
     pub(crate) fn started(&self) -> bool {
-        self.head.is_some()
+        self.status.is_some()
     }
 
     /// The status the app gave to `start_response`, if it called it.
     pub(crate) fn status(&self) -> Option<u16> {
-        self.head.as_ref().map(|h| h.status)
+        self.status
     }
 
     /// Queues the head if it has not gone out yet. Fails if start_response was never called.
@@ -73,7 +78,7 @@ impl StartResponse {
         if self.head_sent {
             return Ok(());
         }
-        let head = self.head.clone().ok_or_else(|| {
+        let head = self.head.take().ok_or_else(|| {
             PyAssertionError::new_err("the app produced a body before calling start_response()")
         })?;
         self.io
@@ -168,39 +173,48 @@ impl StartResponse {
 
     fn set_head(&mut self, status: &str, headers: &Bound<'_, PyAny>) -> PyResult<()> {
         let (code, reason) = parse_status(status)?;
-        let mut out = Vec::new();
+        let mut head = ResponseHeadBuilder::new(code, &latin1_bytes(reason));
         let mut declared = None;
-        for item in headers.try_iter()? {
-            let item = item?;
-            let pair = item.cast::<PyTuple>().map_err(|_| {
-                PyValueError::new_err("each response header must be a (name, value) tuple")
-            })?;
+        for_each_item(headers, |item| {
+            let pair = item.cast::<PyTuple>().map_err(|_| not_a_pair())?;
             if pair.len() != 2 {
-                return Err(PyValueError::new_err(
-                    "each response header must be a (name, value) tuple",
-                ));
+                return Err(not_a_pair());
             }
-            let name = header_text(&pair.get_item(0)?, "name")?;
-            let value = header_text(&pair.get_item(1)?, "value")?;
-            check_header(&name, &value)?;
+            let (name, value) = (pair.get_borrowed_item(0)?, pair.get_borrowed_item(1)?);
+            let (name, value) = (header_text(&name, "name")?, header_text(&value, "value")?);
+            check_header(name, value)?;
             if name.eq_ignore_ascii_case("content-length") {
                 declared = Some(value.trim().parse::<u64>().map_err(|_| {
                     PyValueError::new_err(format!("invalid Content-Length header {value:?}"))
                 })?);
             }
-            out.push((
-                Bytes::from(latin1_bytes(&name)),
-                Bytes::from(latin1_bytes(&value)),
-            ));
-        }
+            // A valid name is ASCII; a value is latin-1 (checked), written byte per character.
+            head.header_with(name.as_bytes(), |out| {
+                out.extend_from_slice(&latin1_bytes(value))
+            });
+            Ok(())
+        })?;
         self.declared_len = declared;
-        self.head = Some(ResponseHead {
-            status: code,
-            reason: Bytes::from(reason),
-            headers: out,
-        });
+        self.status = Some(code);
+        self.head = Some(head.build());
         Ok(())
     }
+}
+
+/// Calls `f` on every item of `items`: a list's without an iterator object (the usual
+/// `start_response` headers), anything else's through the iterator protocol.
+fn for_each_item(
+    items: &Bound<'_, PyAny>,
+    mut f: impl FnMut(&Bound<'_, PyAny>) -> PyResult<()>,
+) -> PyResult<()> {
+    if let Ok(list) = items.cast::<PyList>() {
+        return list.iter().try_for_each(|item| f(&item));
+    }
+    items.try_iter()?.try_for_each(|item| f(&item?))
+}
+
+fn not_a_pair() -> PyErr {
+    PyValueError::new_err("each response header must be a (name, value) tuple")
 }
 
 #[pymethods]
@@ -260,7 +274,8 @@ impl WriteFn {
     }
 }
 
-fn parse_status(status: &str) -> PyResult<(u16, Vec<u8>)> {
+/// The status code and the reason phrase of `"NNN Reason"`.
+fn parse_status(status: &str) -> PyResult<(u16, &str)> {
     let bytes = status.as_bytes();
     let valid = bytes.len() >= 4
         && bytes[..3].iter().all(u8::is_ascii_digit)
@@ -277,17 +292,18 @@ fn parse_status(status: &str) -> PyResult<(u16, Vec<u8>)> {
             "invalid status code in {status:?}"
         )));
     }
-    Ok((code, latin1_bytes(status[4..].trim())))
+    Ok((code, status[4..].trim()))
 }
 
-fn header_text(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<String> {
+/// The text of a header name or value (borrowed from the str object: no copy).
+fn header_text<'a>(obj: &'a Bound<'_, PyAny>, what: &str) -> PyResult<&'a str> {
     let s = obj.cast::<PyString>().map_err(|_| {
         PyValueError::new_err(format!(
             "response header {what}s must be str, not {}",
             type_name(obj)
         ))
     })?;
-    Ok(s.to_str()?.to_owned())
+    s.to_str()
 }
 
 fn type_name(obj: &Bound<'_, PyAny>) -> String {
@@ -297,9 +313,38 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
         .unwrap_or_default()
 }
 
+/// RFC 9110's `tchar`: the characters of a header name.
+const TOKEN: [bool; 128] = {
+    let mut t = [false; 128];
+    let mut c = 0;
+    while c < 128 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        c += 1;
+    }
+    t
+};
+
 fn check_header(name: &str, value: &str) -> PyResult<()> {
-    let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
-    if name.is_empty() || !name.chars().all(token) {
+    let token = |b: &u8| TOKEN.get(*b as usize).copied().unwrap_or(false);
+    if name.is_empty() || !name.as_bytes().iter().all(token) {
         return Err(PyValueError::new_err(format!(
             "invalid response header name {name:?}"
         )));
@@ -310,10 +355,13 @@ fn check_header(name: &str, value: &str) -> PyResult<()> {
              manages the connection"
         )));
     }
-    if value
-        .chars()
-        .any(|c| c == '\r' || c == '\n' || c == '\0' || c as u32 > 255)
-    {
+    let forbidden = |c: char| c == '\r' || c == '\n' || c == '\0' || c as u32 > 255;
+    let bad = if value.is_ascii() {
+        value.bytes().any(|b| matches!(b, b'\r' | b'\n' | b'\0'))
+    } else {
+        value.chars().any(forbidden)
+    };
+    if bad {
         return Err(PyValueError::new_err(format!(
             "response header {name:?} has a value with a line break or a character outside latin-1"
         )));
@@ -321,8 +369,14 @@ fn check_header(name: &str, value: &str) -> PyResult<()> {
     Ok(())
 }
 
-fn latin1_bytes(s: &str) -> Vec<u8> {
-    s.chars().map(|c| c as u32 as u8).collect()
+/// `s` as latin-1: its own bytes when it is ASCII, else one byte per character (characters
+/// beyond latin-1 are refused by `check_header` before values get here).
+fn latin1_bytes(s: &str) -> Cow<'_, [u8]> {
+    if s.is_ascii() {
+        Cow::Borrowed(s.as_bytes())
+    } else {
+        Cow::Owned(s.chars().map(|c| c as u32 as u8).collect())
+    }
 }
 
 pub(crate) fn io_err(e: std::io::Error) -> PyErr {
@@ -339,7 +393,7 @@ mod tests {
 
     #[test]
     fn status_lines() {
-        assert_eq!(parse_status("200 OK").unwrap(), (200, b"OK".to_vec()));
+        assert_eq!(parse_status("200 OK").unwrap(), (200, "OK"));
         assert_eq!(parse_status("404 Not Found").unwrap().0, 404);
         assert_eq!(parse_status("599 ").unwrap().0, 599);
     }

@@ -485,7 +485,7 @@ impl Transport for SlotChannel {
     fn send_head(&mut self, head: ResponseHead) -> io::Result<()> {
         let msg = ToMaster::ResponseHead {
             id: self.current,
-            head: Box::new(head),
+            head,
         };
         let before = self.outbox.len();
         encode(&msg, &mut self.outbox);

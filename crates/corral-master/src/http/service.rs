@@ -378,7 +378,7 @@ impl Drop for Starting {
 /// Waits for the response head; turns an early failure into the right status.
 async fn await_head(flight: &mut InFlight) -> Result<ResponseHead, Refusal> {
     match flight.lease().conn().next().await {
-        Ok(Some(ToMaster::ResponseHead { head, .. })) => return Ok(*head),
+        Ok(Some(ToMaster::ResponseHead { head, .. })) => return Ok(head),
         Ok(Some(ToMaster::Failed { .. })) => {
             flight.finish(true);
             return Err(Refusal::AppError);
@@ -404,8 +404,7 @@ fn build_response(
     files: &Arc<FileQueue>,
 ) -> Result<Response<RespBody>, Refusal> {
     let declared = head
-        .headers
-        .iter()
+        .headers()
         .find(|(name, _)| name.eq_ignore_ascii_case(b"content-length"))
         .and_then(|(_, v)| parse_content_length(v));
     let body = match take_whole_body(&mut flight) {
@@ -428,11 +427,12 @@ fn build_response(
         StatusCode::from_u16(head.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = resp.headers_mut();
     // One more for the `Server` header `handle` adds.
-    headers.reserve(head.headers.len() + 1);
-    for (name, value) in head.headers {
+    headers.reserve(head.header_count() + 1);
+    for (name, value) in head.headers() {
+        // The value shares the packet's memory rather than being copied.
         match (
-            HeaderName::from_bytes(&name),
-            HeaderValue::from_maybe_shared(value),
+            HeaderName::from_bytes(name),
+            HeaderValue::from_maybe_shared(head.shared().slice_ref(value)),
         ) {
             (Ok(n), Ok(v)) => {
                 headers.append(n, v);
@@ -440,8 +440,8 @@ fn build_response(
             _ => tracing::warn!("dropping an invalid response header from the app"),
         }
     }
-    if canonical_reason_differs(resp.status(), &head.reason) {
-        if let Ok(reason) = hyper::ext::ReasonPhrase::try_from(head.reason) {
+    if canonical_reason_differs(resp.status(), head.reason()) {
+        if let Ok(reason) = hyper::ext::ReasonPhrase::try_from(head.reason()) {
             resp.extensions_mut().insert(reason);
         }
     }

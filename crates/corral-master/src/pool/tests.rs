@@ -159,11 +159,7 @@ fn answer(f: &Fixture, slot: &WorkerEnd, msg: &ToMaster) {
 fn head(id: u64) -> ToMaster {
     ToMaster::ResponseHead {
         id,
-        head: Box::new(corral_proto::ResponseHead {
-            status: 200,
-            reason: "OK".into(),
-            headers: vec![],
-        }),
+        head: corral_proto::ResponseHead::new(200, b"OK", []),
     }
 }
 

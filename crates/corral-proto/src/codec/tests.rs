@@ -1,4 +1,5 @@
 use super::*;
+use crate::head::ResponseHeadBuilder;
 
 fn sample_head() -> RequestHead {
     RequestHead {
@@ -56,14 +57,7 @@ fn all_to_master() -> Vec<ToMaster> {
         },
         ToMaster::ResponseHead {
             id: 3,
-            head: Box::new(ResponseHead {
-                status: 200,
-                reason: Bytes::from_static(b"OK"),
-                headers: vec![(
-                    Bytes::from_static(b"Content-Type"),
-                    Bytes::from_static(b"t/p"),
-                )],
-            }),
+            head: ResponseHead::new(200, b"OK", [(&b"Content-Type"[..], &b"t/p"[..])]),
         },
         ToMaster::Chunk {
             id: 3,
@@ -197,14 +191,88 @@ fn garbage_is_malformed_not_a_panic() {
 
 #[test]
 fn header_count_larger_than_frame_is_refused_without_allocating() {
+    // A request whose head claims u32::MAX headers.
+    let mut req = BytesMut::new();
+    frame(&mut req, 1, |o| {
+        o.put_u64_le(1);
+        put_bytes(o, b"GET");
+        put_bytes(o, b"/");
+        o.put_u8(11);
+        o.put_u32_le(u32::MAX);
+    });
+    assert!(decode_to_worker(&mut req).is_err());
+}
+
+/// A `ResponseHead` frame (tag 3) for request 1 with this status, count and block.
+fn response_head_frame(count: u32, block: &[u8]) -> BytesMut {
     let mut b = BytesMut::new();
     frame(&mut b, 3, |o| {
         o.put_u64_le(1);
         o.put_u16_le(200);
-        put_bytes(o, b"OK");
-        o.put_u32_le(u32::MAX);
+        o.put_u32_le(count);
+        put_bytes(o, block);
     });
-    assert!(decode_to_master(&mut b).is_err());
+    b
+}
+
+#[test]
+fn a_response_head_is_its_reason_and_pairs_as_byte_strings() {
+    let mut block = BytesMut::new();
+    for s in [&b"OK"[..], b"a", b"1", b"b", b""] {
+        put_bytes(&mut block, s);
+    }
+    let mut b = response_head_frame(2, &block);
+    let Some(ToMaster::ResponseHead { id: 1, head }) = decode_to_master(&mut b).unwrap() else {
+        panic!("not a response head");
+    };
+    assert_eq!((head.status, head.reason()), (200, &b"OK"[..]));
+    let pairs: Vec<_> = head.headers().collect();
+    assert_eq!(pairs, [(&b"a"[..], &b"1"[..]), (&b"b"[..], &b""[..])]);
+    assert_eq!(head, ResponseHead::new(200, b"OK", pairs));
+}
+
+#[test]
+fn a_response_head_block_must_hold_exactly_its_pairs() {
+    let mut block = BytesMut::new();
+    for s in [&b"OK"[..], b"a", b"1"] {
+        put_bytes(&mut block, s);
+    }
+    let mut short = block.clone();
+    short.truncate(block.len() - 1);
+    let mut long = block.clone();
+    long.extend_from_slice(b"x");
+    let cases = [
+        (2, block.clone()), // one pair claimed too many
+        (0, block.clone()), // a pair more than claimed
+        (1, short),         // the last value cut
+        (1, long),          // trailing bytes
+        (u32::MAX, block),  // a count the frame cannot hold
+    ];
+    for (count, block) in cases {
+        let mut b = response_head_frame(count, &block);
+        assert!(
+            decode_to_master(&mut b).is_err(),
+            "accepted {count} pairs in {block:?}"
+        );
+    }
+}
+
+#[test]
+fn a_header_value_can_be_written_in_place() {
+    let mut b = ResponseHeadBuilder::new(404, b"Not Found");
+    b.header(b"content-type", b"text/plain");
+    b.header_with(b"x-written", |out| out.extend_from_slice(b"in place"));
+    b.header_with(b"x-empty", |_| {});
+    let head = b.build();
+    assert_eq!(head.header_count(), 3);
+    assert_eq!(
+        head.headers().collect::<Vec<_>>(),
+        [
+            (&b"content-type"[..], &b"text/plain"[..]),
+            (b"x-written", b"in place"),
+            (b"x-empty", b""),
+        ]
+    );
 }
 
 #[test]

@@ -200,14 +200,11 @@ fn a_cancelled_request_is_skipped() {
 fn closing_frames_never_push_a_packet_past_the_limit() {
     let (mut chan, master) = channel();
     chan.current = 1;
-    let head = ResponseHead {
-        status: 200,
-        reason: Bytes::from_static(b"OK"),
-        headers: vec![(
-            Bytes::from_static(b"Content-Type"),
-            Bytes::from_static(b"application/octet-stream"),
-        )],
-    };
+    let head = ResponseHead::new(
+        200,
+        b"OK",
+        [(&b"Content-Type"[..], &b"application/octet-stream"[..])],
+    );
     chan.send_head(head).unwrap();
     let body = vec![b'x'; MAX_PACKET - chan.outbox.len() - CHUNK_OVERHEAD];
     chan.send_data(&body).unwrap();
