@@ -38,7 +38,9 @@ use corral_proto::ResponseHead;
 pub use pyo3::{Py, PyAny, Python};
 
 /// The worker side of one slot's IPC channel, as a WSGI request needs it. Implemented by
-/// `corral-worker`; every method may block, and is called with the GIL released.
+/// `corral-worker`. Every method may block, and is called with the GIL released, but for the
+/// `try_` ones, which never wait and are called with it held (so that queueing a body does
+/// not hand Python's lock to another thread and take it back).
 pub trait Transport: Send {
     /// The next piece of the request body; `Ok(None)` at its end. An error means the client
     /// disconnected before sending the whole body.
@@ -51,6 +53,14 @@ pub trait Transport: Send {
     fn send_file(&mut self, file: BorrowedFd<'_>, offset: u64, len: u64) -> io::Result<()>;
     /// Sends everything queued.
     fn flush(&mut self) -> io::Result<()>;
+    /// Queues body bytes if they fit beside what is queued without sending anything; false,
+    /// with nothing queued, if they do not.
+    fn try_queue_data(&mut self, data: &[u8]) -> bool;
+    /// Queues "the body is whole" (see `body_complete`) if it fits without sending anything.
+    fn try_queue_complete(&mut self) -> bool;
+    /// Sends everything queued if that needs no waiting; false if it would wait (what is
+    /// queued stays queued, for `flush`).
+    fn try_flush(&mut self) -> io::Result<bool>;
     /// Sends everything queued and says the response body is whole, before the iterable's
     /// `close()` runs: the client need not wait for the app's clean-up.
     fn body_complete(&mut self) -> io::Result<()>;

@@ -111,9 +111,17 @@ impl StartResponse {
             Flush::Later => false,
         };
         let io = self.io.clone();
+        // Queued (and sent) without releasing Python's lock while nothing has to wait.
+        let mut queued = data.is_empty();
+        if let Ok(mut t) = io.try_lock() {
+            queued = queued || t.try_queue_data(data);
+            if queued && (!flush || t.try_flush().map_err(io_err)?) {
+                return Ok(flush);
+            }
+        }
         py.detach(|| {
             let mut io = crate::lock_transport(&io)?;
-            if !data.is_empty() {
+            if !queued {
                 io.send_data(data)?;
             }
             if flush {
@@ -159,6 +167,17 @@ impl StartResponse {
     /// `Transport::body_complete`).
     pub(crate) fn announce_complete(&self, py: Python<'_>) -> PyResult<()> {
         let io = self.io.clone();
+        if let Ok(mut t) = io.try_lock() {
+            if t.try_queue_complete() {
+                if t.try_flush().map_err(io_err)? {
+                    return Ok(());
+                }
+                drop(t);
+                return py
+                    .detach(|| crate::lock_transport(&io)?.flush())
+                    .map_err(io_err);
+            }
+        }
         py.detach(|| crate::lock_transport(&io)?.body_complete())
             .map_err(io_err)
     }

@@ -530,6 +530,29 @@ impl Transport for SlotChannel {
         self.flush_outbox()
     }
 
+    fn try_queue_data(&mut self, data: &[u8]) -> bool {
+        if data.len() > MAX_CHUNK || self.outbox.len() + CHUNK_OVERHEAD + data.len() > MAX_PACKET {
+            return false;
+        }
+        encode_chunk(self.current, data, &mut self.outbox);
+        true
+    }
+
+    fn try_queue_complete(&mut self) -> bool {
+        if self.outbox.len() + CLOSING_FRAME > MAX_PACKET {
+            return false;
+        }
+        encode(&ToMaster::Complete { id: self.current }, &mut self.outbox);
+        true
+    }
+
+    fn try_flush(&mut self) -> io::Result<bool> {
+        if self.outbox.is_empty() {
+            return Ok(true);
+        }
+        self.deliver(None, Send::DontWait)
+    }
+
     fn body_complete(&mut self) -> io::Result<()> {
         self.queue_closing_frame(&ToMaster::Complete { id: self.current })?;
         self.flush_outbox()

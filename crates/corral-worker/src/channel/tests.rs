@@ -527,3 +527,60 @@ fn single_slot_processes_take_every_request_and_the_sleepers_stay_counted_exactl
         );
     }
 }
+
+/// What the slot does with Python's lock held never waits: data that does not fit the packet
+/// is refused and left to `send_data`; with the ring and the socket both full, `try_flush`
+/// says so and keeps what is queued, and a later `flush` sends it, in order.
+#[test]
+fn the_non_waiting_sends_refuse_rather_than_wait_and_lose_nothing() {
+    let (mut chan, master) = channel();
+    chan.current = 1;
+    assert!(
+        !chan.try_queue_data(&vec![b'x'; MAX_PACKET]),
+        "larger than a packet"
+    );
+    assert!(chan.outbox.is_empty(), "a refused piece queues nothing");
+    let ring = chan.pool.response_ring(0);
+    while ring.push(8, [[0u8; 8].as_slice()]).is_ok() {}
+    // Fill the socket: packets of MAX_PACKET until one would wait.
+    let mut filler = 0;
+    loop {
+        assert!(chan.try_queue_data(&vec![b'f'; MAX_CHUNK]));
+        if !chan.try_flush().unwrap() {
+            break;
+        }
+        filler += 1;
+        assert!(filler < 1000, "the socket never filled");
+    }
+    assert!(chan.on_socket);
+    chan.outbox.clear(); // the last filler, which the socket refused
+    assert!(chan.try_queue_data(b"last"));
+    assert!(chan.try_queue_complete());
+    assert!(!chan.try_flush().unwrap(), "the socket is still full");
+    // The master drains the ring and the socket while the slot flushes.
+    let reader = std::thread::spawn(move || {
+        let mut frames = Vec::new();
+        let mut rx = BytesMut::new();
+        while frames.len() < filler + 2 {
+            let how = RecvFlags::Wait;
+            recv_packet_into(master.as_fd(), &mut rx, MAX_PACKET, &mut Vec::new(), how).unwrap();
+            decode_all(rx.split(), &mut frames);
+            // The ring stays full (of filler the master never reads): the slot's tries to go
+            // back to it are not what this test is about.
+            frames.retain(|m| *m != ToMaster::BackToRing);
+        }
+        frames
+    });
+    chan.flush().unwrap();
+    let frames = reader.join().unwrap();
+    let chunk = |m: &ToMaster| matches!(m, ToMaster::Chunk { data, .. } if data.len() == MAX_CHUNK);
+    assert!(frames[..filler].iter().all(chunk), "the fillers first");
+    let last = ToMaster::Chunk {
+        id: 1,
+        data: Bytes::from_static(b"last"),
+    };
+    assert_eq!(
+        frames[filler..filler + 2],
+        [last, ToMaster::Complete { id: 1 }]
+    );
+}
