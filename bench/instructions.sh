@@ -13,9 +13,11 @@
 #   bench/instructions.sh                      hello, --mpm worker -w 1 --threads 8
 #   bench/instructions.sh -a flask_json -- --mpm prefork -w 2
 #   BIN=/path/to/other/corral bench/instructions.sh
+#   bench/instructions.sh -a echo -s lua/post64k.lua        the echo64k scenario
 #
 # Options: -a APP (a module in bench/apps, default hello), -d SECONDS (measured, default 5),
-# -o DIR (keep the callgrind profiles there, for callgrind_annotate). Arguments after -- replace
+# -s SCRIPT (a wrk Lua script, relative to bench/), -o DIR (keep the callgrind profiles
+# there, for callgrind_annotate). Arguments after -- replace
 # the default layout. Needs valgrind (apt-get install valgrind) and wrk; run bench/run.sh
 # --setup-only first for the venv and the release build.
 set -euo pipefail
@@ -24,11 +26,12 @@ BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 BIN=${BIN:-$(dirname "$BENCH")/target/release/corral}
 VENV=$BENCH/.venv
 PORT=${PORT:-18997}
-app=hello duration=5 keep=
-while getopts "a:d:o:" opt; do
+app=hello duration=5 keep= script=()
+while getopts "a:d:o:s:" opt; do
   case $opt in
     a) app=$OPTARG ;;
     d) duration=$OPTARG ;;
+    s) script=(-s "$BENCH/$OPTARG") ;;
     o) keep=$OPTARG ;;
     *) exit 2 ;;
   esac
@@ -71,9 +74,9 @@ zygote=$(pgrep -P "$pid" | head -1)
 workers=$(pgrep -P "$zygote" | tr '\n' ' ')
 [ -n "$workers" ] || die "no worker processes found under the zygote ($zygote)"
 
-taskset -c 1 wrk -t1 -c64 -d2s "http://127.0.0.1:$PORT/" > /dev/null
+taskset -c 1 wrk -t1 -c64 -d2s "${script[@]}" "http://127.0.0.1:$PORT/" > /dev/null
 for p in $pid $workers; do callgrind_control -z "$p" > /dev/null 2>&1; done
-out=$(taskset -c 1 wrk -t1 -c64 -d"${duration}s" "http://127.0.0.1:$PORT/")
+out=$(taskset -c 1 wrk -t1 -c64 -d"${duration}s" "${script[@]}" "http://127.0.0.1:$PORT/")
 for p in $pid $workers; do callgrind_control -d "$p" > /dev/null 2>&1; done
 requests=$(echo "$out" | awk '/requests in/ {print $1}')
 [ "${requests:-0}" -gt 0 ] || die "wrk completed no requests"

@@ -83,19 +83,30 @@ pub fn encode_chunk(id: u64, data: &[u8], out: &mut BytesMut) {
     })
 }
 
-/// Length of what precedes a `ToWorker::Body` frame's chunk (length, tag, id, chunk length).
+/// Length of what precedes a `ToWorker::Body` frame's chunk (length, tag, id, chunk length);
+/// the same for a `ToMaster::Chunk` frame's data.
 pub const BODY_HEADER_LEN: usize = 4 + 1 + 8 + 4;
 
 /// The bytes of a `ToWorker::Body { id, chunk }` frame that come before `chunk`: followed by
 /// the chunk they are exactly that frame, so a sender can hand a large chunk to the kernel
 /// where it lies (a vectored send) instead of copying it into the packet.
 pub fn body_frame_header(id: u64, chunk_len: usize) -> [u8; BODY_HEADER_LEN] {
+    data_frame_header(2, id, chunk_len)
+}
+
+/// The bytes of a `ToMaster::Chunk { id, data }` frame that come before `data` (see
+/// `body_frame_header`).
+pub fn chunk_frame_header(id: u64, data_len: usize) -> [u8; BODY_HEADER_LEN] {
+    data_frame_header(4, id, data_len)
+}
+
+fn data_frame_header(tag: u8, id: u64, len: usize) -> [u8; BODY_HEADER_LEN] {
     let mut h = [0u8; BODY_HEADER_LEN];
-    let frame_len = (1 + 8 + 4 + chunk_len) as u32;
+    let frame_len = (1 + 8 + 4 + len) as u32;
     h[0..4].copy_from_slice(&frame_len.to_le_bytes());
-    h[4] = 2;
+    h[4] = tag;
     h[5..13].copy_from_slice(&id.to_le_bytes());
-    h[13..17].copy_from_slice(&(chunk_len as u32).to_le_bytes());
+    h[13..17].copy_from_slice(&(len as u32).to_le_bytes());
     h
 }
 

@@ -46,8 +46,8 @@ pub mod msg;
 pub mod ring;
 
 pub use codec::{
-    body_frame_header, encode, encode_chunk, encode_request, Decode, DecodeError, Encode,
-    BODY_HEADER_LEN,
+    body_frame_header, chunk_frame_header, encode, encode_chunk, encode_request, Decode,
+    DecodeError, Encode, BODY_HEADER_LEN,
 };
 pub use codec::{decode, decode_from_zygote, decode_to_master, decode_to_worker, decode_to_zygote};
 pub use head::{RequestHead, RequestHeadRef, ResponseHead, ResponseHeadBuilder};

@@ -344,14 +344,21 @@ fn pack<'p>(words: &[AtomicU64], parts: impl IntoIterator<Item = &'p [u8]>) -> u
 
 /// Appends `len` bytes packed in `words` to `out`.
 fn unpack(words: &[AtomicU64], len: usize, out: &mut BytesMut) {
-    let start = out.len();
-    let n = words_for(len);
-    // Sized first, so that the copy is one load and one store per word (no capacity checks).
-    out.resize(start + n * 8, 0);
-    for (dst, w) in out[start..].chunks_exact_mut(8).zip(&words[..n]) {
-        dst.copy_from_slice(&w.load(Ordering::Relaxed).to_le_bytes());
+    // Through a small buffer on the stack, so that `out` is appended to a block at a time
+    // (one capacity check each) and never zeroed first: zeroing a large packet would cost
+    // another pass over its memory.
+    const BLOCK: usize = 64;
+    out.reserve(len);
+    let mut block = [0u8; BLOCK * 8];
+    let mut left = len;
+    for group in words[..words_for(len)].chunks(BLOCK) {
+        for (dst, w) in block.chunks_exact_mut(8).zip(group) {
+            dst.copy_from_slice(&w.load(Ordering::Relaxed).to_le_bytes());
+        }
+        let n = left.min(group.len() * 8);
+        out.extend_from_slice(&block[..n]);
+        left -= n;
     }
-    out.truncate(start + len);
 }
 
 #[cfg(test)]

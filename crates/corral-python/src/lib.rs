@@ -18,6 +18,7 @@
 //! - Workers never finalise the interpreter; they `_exit`.
 
 pub mod app;
+mod bytes_obj;
 pub mod environ;
 pub mod errors;
 pub mod file_wrapper;
@@ -49,6 +50,9 @@ pub trait Transport: Send {
     fn send_head(&mut self, head: ResponseHead) -> io::Result<()>;
     /// Queues body bytes; may send when enough is queued.
     fn send_data(&mut self, data: &[u8]) -> io::Result<()>;
+    /// As `send_data`, for bytes lent rather than copied: the transport keeps `data` until
+    /// it has sent it (a large piece is then copied once, on its way out).
+    fn send_shared(&mut self, data: Bytes) -> io::Result<()>;
     /// Sends `len` bytes of `file` from `offset`: the master reads the file itself.
     fn send_file(&mut self, file: BorrowedFd<'_>, offset: u64, len: u64) -> io::Result<()>;
     /// Sends everything queued.
@@ -56,6 +60,8 @@ pub trait Transport: Send {
     /// Queues body bytes if they fit beside what is queued without sending anything; false,
     /// with nothing queued, if they do not.
     fn try_queue_data(&mut self, data: &[u8]) -> bool;
+    /// `try_queue_data` for lent bytes (see `send_shared`).
+    fn try_queue_shared(&mut self, data: &Bytes) -> bool;
     /// Queues "the body is whole" (see `body_complete`) if it fits without sending anything.
     fn try_queue_complete(&mut self) -> bool;
     /// Sends everything queued if that needs no waiting; false if it would wait (what is

@@ -3,12 +3,13 @@
 
 use std::borrow::Cow;
 
+use bytes::Bytes;
 use corral_proto::{ResponseHead, ResponseHeadBuilder};
 use pyo3::exceptions::{PyAssertionError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 
-use crate::SharedTransport;
+use crate::{SharedTransport, Transport};
 
 /// Headers that describe one connection, not the resource; the server owns them (PEP 3333).
 const HOP_BY_HOP: [&str; 8] = [
@@ -32,6 +33,39 @@ pub(crate) enum Flush {
     UnlessBodyComplete,
     /// With the end of the response (lists and tuples: the whole body is already known).
     Later,
+}
+
+/// Body pieces from this size on are lent to the transport instead of copied into its packet
+/// (`Transport::send_shared`); below it a copy costs less than keeping the object.
+const LEND_FROM: usize = 4096;
+
+/// A body piece on its way to the transport.
+enum Piece<'a> {
+    Copied(&'a [u8]),
+    Lent(Bytes),
+}
+
+impl Piece<'_> {
+    fn is_empty(&self) -> bool {
+        match self {
+            Piece::Copied(data) => data.is_empty(),
+            Piece::Lent(data) => data.is_empty(),
+        }
+    }
+
+    fn try_queue(&self, t: &mut dyn Transport) -> bool {
+        match self {
+            Piece::Copied(data) => t.try_queue_data(data),
+            Piece::Lent(data) => t.try_queue_shared(data),
+        }
+    }
+
+    fn send(self, t: &mut dyn Transport) -> std::io::Result<()> {
+        match self {
+            Piece::Copied(data) => t.send_data(data),
+            Piece::Lent(data) => t.send_shared(data),
+        }
+    }
 }
 
 /// The state of one response, behind `start_response` and `write`.
@@ -99,22 +133,27 @@ impl StartResponse {
     pub(crate) fn send_body(
         &mut self,
         py: Python<'_>,
-        data: &[u8],
+        body: &Bound<'_, PyBytes>,
         flush: Flush,
     ) -> PyResult<bool> {
         self.ensure_head()?;
-        let data = self.trim_to_declared(data);
+        let data = self.trim_to_declared(body.as_bytes());
         self.sent += data.len() as u64;
         let flush = match flush {
             Flush::Now => true,
             Flush::UnlessBodyComplete => self.declared_len != Some(self.sent),
             Flush::Later => false,
         };
+        let piece = if data.len() >= LEND_FROM {
+            Piece::Lent(crate::bytes_obj::lend(body, data.len()))
+        } else {
+            Piece::Copied(data)
+        };
         let io = self.io.clone();
         // Queued (and sent) without releasing Python's lock while nothing has to wait.
-        let mut queued = data.is_empty();
+        let mut queued = piece.is_empty();
         if let Ok(mut t) = io.try_lock() {
-            queued = queued || t.try_queue_data(data);
+            queued = queued || piece.try_queue(&mut *t);
             if queued && (!flush || t.try_flush().map_err(io_err)?) {
                 return Ok(flush);
             }
@@ -122,7 +161,7 @@ impl StartResponse {
         py.detach(|| {
             let mut io = crate::lock_transport(&io)?;
             if !queued {
-                io.send_data(data)?;
+                piece.send(&mut *io)?;
             }
             if flush {
                 io.flush()?;
@@ -283,12 +322,12 @@ pub struct WriteFn {
 impl WriteFn {
     fn __call__(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
         let bytes = data
-            .cast::<pyo3::types::PyBytes>()
+            .cast::<PyBytes>()
             .map_err(|_| pyo3::exceptions::PyTypeError::new_err("write() takes bytes"))?;
         // PEP 3333: write() must send the data before it returns.
         self.response
             .borrow_mut(py)
-            .send_body(py, bytes.as_bytes(), Flush::Now)
+            .send_body(py, bytes, Flush::Now)
             .map(drop)
     }
 }

@@ -95,7 +95,13 @@ impl Transport for Discard {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+    fn send_shared(&mut self, _: Bytes) -> io::Result<()> {
+        Ok(())
+    }
     fn try_queue_data(&mut self, _: &[u8]) -> bool {
+        true
+    }
+    fn try_queue_shared(&mut self, _: &Bytes) -> bool {
         true
     }
     fn try_queue_complete(&mut self) -> bool {

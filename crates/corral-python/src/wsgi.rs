@@ -154,7 +154,7 @@ fn consume(
                 continue;
             }
             let mut r = responder.borrow_mut(py);
-            let flushed = r.send_body(py, bytes.as_bytes(), flush)?;
+            let flushed = r.send_body(py, bytes, flush)?;
             if flushed && client_gone(&r) {
                 return Ok(Outcome::ClientGone);
             }

@@ -23,7 +23,8 @@ pub use fork::{fork, thread_count, Forked};
 pub use malloc::keep_freed_heap;
 pub use packet::{
     recv_packet, recv_packet_into, ring_doorbell, send_packet, send_packet_vectored,
-    seqpacket_pair, set_nonblocking, shutdown_write, try_send_packet, RecvFlags,
+    seqpacket_pair, set_nonblocking, shutdown_write, try_send_packet, try_send_packet_vectored,
+    RecvFlags,
 };
 pub use process::{
     adopt_inherited_fd, block_signals, child_setup, exit_now, getpid, ignore_sigpipe, kill_pid,

@@ -94,6 +94,21 @@ pub fn send_packet_vectored(
     parts: &[IoSlice<'_>],
     fds: &[BorrowedFd<'_>],
 ) -> io::Result<usize> {
+    send_message(sock, parts, fds, libc::MSG_NOSIGNAL)
+}
+
+/// [`send_packet_vectored`] without waiting and without descriptors: `WouldBlock` if the
+/// socket buffer has no room for the packet.
+pub fn try_send_packet_vectored(sock: BorrowedFd<'_>, parts: &[IoSlice<'_>]) -> io::Result<usize> {
+    send_message(sock, parts, &[], libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT)
+}
+
+fn send_message(
+    sock: BorrowedFd<'_>,
+    parts: &[IoSlice<'_>],
+    fds: &[BorrowedFd<'_>],
+    flags: libc::c_int,
+) -> io::Result<usize> {
     let fd_bytes = std::mem::size_of_val(fds) as u32;
     let space = if fds.is_empty() {
         0
@@ -126,7 +141,7 @@ pub fn send_packet_vectored(
     }
     // SAFETY: msg points at live buffers (the iovecs of `parts` and what they borrow, control)
     // for the duration of the call.
-    cvt_size(unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) })
+    cvt_size(unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, flags) })
 }
 
 /// How `recv_packet` waits.

@@ -21,12 +21,17 @@ use bytes::{Bytes, BytesMut};
 use corral_proto::doorbells::Doorbells;
 use corral_proto::ring::{Ring, Taken};
 use corral_proto::{
-    board, decode_to_worker, encode, encode_chunk, Encode, FailKind, RequestHead, ResponseHead,
-    ToMaster, ToWorker, BACK_TO_RING_FRAME, MAX_CHUNK, MAX_PACKET, WIRE_VERSION,
+    board, chunk_frame_header, decode_to_worker, encode, encode_chunk, Encode, FailKind,
+    RequestHead, ResponseHead, ToMaster, ToWorker, BACK_TO_RING_FRAME, BODY_HEADER_LEN, MAX_CHUNK,
+    MAX_PACKET, WIRE_VERSION,
 };
 use corral_python::{Outcome, Transport};
 use corral_sys::bell::{self, Bell};
-use corral_sys::{recv_packet_into, send_packet, RecvFlags, SharedWords};
+use corral_sys::{
+    recv_packet_into, send_packet_vectored, try_send_packet_vectored, RecvFlags, SharedWords,
+};
+
+use outbox::Outbox;
 
 /// What every slot of a pool shares: the scoreboard (see `corral_proto::board`), whose request
 /// ring holds the queued requests, with a doorbell per worker process that the slots of that
@@ -96,7 +101,7 @@ pub struct SlotChannel {
     /// packet, reused once its frames are dropped (see the master's `SlotConn`).
     rx: BytesMut,
     /// Frames waiting to be sent as one packet.
-    outbox: BytesMut,
+    outbox: Outbox,
     /// The frame that ends the request (`End` / `Failed`), queued apart so that queueing it
     /// never sends anything: it joins the outbox when that has room.
     end_frame: BytesMut,
@@ -124,7 +129,7 @@ impl SlotChannel {
             on_socket: false,
             inbox: VecDeque::new(),
             rx: BytesMut::with_capacity(MAX_PACKET),
-            outbox: BytesMut::with_capacity(MAX_PACKET),
+            outbox: Outbox::with_capacity(MAX_PACKET),
             end_frame: BytesMut::new(),
             current: 0,
             body_done: true,
@@ -142,7 +147,7 @@ impl SlotChannel {
 
     /// Sends one message at once, alone in its packet.
     pub fn send_now(&mut self, msg: &impl Encode) -> io::Result<()> {
-        encode(msg, &mut self.outbox);
+        encode(msg, self.outbox.frames());
         self.flush_outbox()
     }
 
@@ -343,7 +348,7 @@ impl SlotChannel {
         if !self.body_done || self.outbox.len() + self.end_frame.len() > MAX_PACKET {
             return Ok(false);
         }
-        self.outbox.extend_from_slice(&self.end_frame);
+        self.outbox.frames().extend_from_slice(&self.end_frame);
         self.end_frame.clear();
         self.deliver(None, Send::DontWait)
     }
@@ -353,7 +358,7 @@ impl SlotChannel {
         let id = self.current;
         if !self.end_frame.is_empty() {
             self.reserve(self.end_frame.len())?;
-            self.outbox.extend_from_slice(&self.end_frame);
+            self.outbox.frames().extend_from_slice(&self.end_frame);
             self.end_frame.clear();
         }
         self.flush_outbox()?;
@@ -381,7 +386,7 @@ impl SlotChannel {
     fn deliver(&mut self, file: Option<BorrowedFd<'_>>, how: Send) -> io::Result<bool> {
         let ring = self.pool.response_ring(self.board_slot);
         if !self.on_socket {
-            if file.is_none() && ring.push(self.outbox.len(), [&self.outbox[..]]).is_ok() {
+            if file.is_none() && ring.push(self.outbox.len(), self.outbox.parts()).is_ok() {
                 self.outbox.clear();
                 self.ring_doorbell_if_awaited()?;
                 return Ok(true);
@@ -396,14 +401,15 @@ impl SlotChannel {
         let back = file.is_none()
             && self.outbox.len() + BACK_TO_RING_FRAME <= MAX_PACKET
             && ring.has_room_for_switch();
-        let kept = self.outbox.len();
+        let kept = self.outbox.mark();
         if back {
-            encode(&ToMaster::BackToRing, &mut self.outbox);
+            encode(&ToMaster::BackToRing, self.outbox.frames());
         }
         let files: Vec<BorrowedFd<'_>> = file.into_iter().collect();
+        let parts = self.outbox.io_slices();
         let sent = match how {
-            Send::Wait => send_packet(self.sock.as_fd(), &self.outbox, &files),
-            Send::DontWait => corral_sys::try_send_packet(self.sock.as_fd(), &self.outbox),
+            Send::Wait => send_packet_vectored(self.sock.as_fd(), &parts, &files),
+            Send::DontWait => try_send_packet_vectored(self.sock.as_fd(), &parts),
         };
         match sent {
             Ok(_) => {
@@ -433,8 +439,38 @@ impl SlotChannel {
     /// current one is too full (a body can fill a packet to the last byte).
     fn queue_closing_frame(&mut self, msg: &ToMaster) -> io::Result<()> {
         self.reserve(CLOSING_FRAME)?;
-        encode(msg, &mut self.outbox);
+        encode(msg, self.outbox.frames());
         Ok(())
+    }
+
+    /// Queues `len` bytes of body as `Chunk` frames, each as large as the packet allows (a
+    /// full packet is sent first); `put` queues the frame for a range of the bytes.
+    fn queue_in_chunks(
+        &mut self,
+        len: usize,
+        mut put: impl FnMut(&mut Self, std::ops::Range<usize>),
+    ) -> io::Result<()> {
+        let mut at = 0;
+        while at < len {
+            self.reserve(CHUNK_OVERHEAD + (len - at).min(MAX_CHUNK))?;
+            let room = (MAX_PACKET - self.outbox.len()).saturating_sub(CHUNK_OVERHEAD);
+            let n = (len - at).min(room).min(MAX_CHUNK);
+            put(self, at..at + n);
+            at += n;
+        }
+        Ok(())
+    }
+
+    /// Whether a `Chunk` of `len` bytes fits the current packet.
+    fn fits_one_chunk(&self, len: usize) -> bool {
+        len <= MAX_CHUNK && self.outbox.len() + CHUNK_OVERHEAD + len <= MAX_PACKET
+    }
+
+    /// Queues a `Chunk` frame whose data stays where it is until the packet is sent.
+    fn queue_shared_chunk(&mut self, piece: Bytes) {
+        let header = chunk_frame_header(self.current, piece.len());
+        self.outbox.frames().extend_from_slice(&header);
+        self.outbox.push_shared(piece);
     }
 
     /// Makes room for `need` more bytes in the current packet.
@@ -457,7 +493,7 @@ enum Send {
 const CLOSING_FRAME: usize = 4 + 1 + 8 + 1;
 
 /// Frame overhead of a `Chunk`: length, tag, id, byte-string length.
-const CHUNK_OVERHEAD: usize = 4 + 1 + 8 + 4;
+const CHUNK_OVERHEAD: usize = BODY_HEADER_LEN;
 
 impl Transport for SlotChannel {
     fn read_body(&mut self) -> io::Result<Option<Bytes>> {
@@ -487,8 +523,8 @@ impl Transport for SlotChannel {
             id: self.current,
             head,
         };
-        let before = self.outbox.len();
-        encode(&msg, &mut self.outbox);
+        let before = self.outbox.mark();
+        encode(&msg, self.outbox.frames());
         if self.outbox.len() > MAX_PACKET {
             // Move the head to a packet of its own.
             let head_frame = self.outbox.split_off(before);
@@ -502,15 +538,16 @@ impl Transport for SlotChannel {
         Ok(())
     }
 
-    fn send_data(&mut self, mut data: &[u8]) -> io::Result<()> {
-        while !data.is_empty() {
-            self.reserve(CHUNK_OVERHEAD + data.len().min(MAX_CHUNK))?;
-            let room = (MAX_PACKET - self.outbox.len()).saturating_sub(CHUNK_OVERHEAD);
-            let n = data.len().min(room).min(MAX_CHUNK);
-            encode_chunk(self.current, &data[..n], &mut self.outbox);
-            data = &data[n..];
-        }
-        Ok(())
+    fn send_data(&mut self, data: &[u8]) -> io::Result<()> {
+        self.queue_in_chunks(data.len(), |chan, range| {
+            encode_chunk(chan.current, &data[range], chan.outbox.frames());
+        })
+    }
+
+    fn send_shared(&mut self, data: Bytes) -> io::Result<()> {
+        self.queue_in_chunks(data.len(), |chan, range| {
+            chan.queue_shared_chunk(data.slice(range));
+        })
     }
 
     fn send_file(&mut self, file: BorrowedFd<'_>, offset: u64, len: u64) -> io::Result<()> {
@@ -521,7 +558,7 @@ impl Transport for SlotChannel {
                 offset,
                 len,
             },
-            &mut self.outbox,
+            self.outbox.frames(),
         );
         self.deliver(Some(file), Send::Wait).map(drop)
     }
@@ -531,10 +568,18 @@ impl Transport for SlotChannel {
     }
 
     fn try_queue_data(&mut self, data: &[u8]) -> bool {
-        if data.len() > MAX_CHUNK || self.outbox.len() + CHUNK_OVERHEAD + data.len() > MAX_PACKET {
+        if !self.fits_one_chunk(data.len()) {
             return false;
         }
-        encode_chunk(self.current, data, &mut self.outbox);
+        encode_chunk(self.current, data, self.outbox.frames());
+        true
+    }
+
+    fn try_queue_shared(&mut self, data: &Bytes) -> bool {
+        if !self.fits_one_chunk(data.len()) {
+            return false;
+        }
+        self.queue_shared_chunk(data.clone());
         true
     }
 
@@ -542,7 +587,10 @@ impl Transport for SlotChannel {
         if self.outbox.len() + CLOSING_FRAME > MAX_PACKET {
             return false;
         }
-        encode(&ToMaster::Complete { id: self.current }, &mut self.outbox);
+        encode(
+            &ToMaster::Complete { id: self.current },
+            self.outbox.frames(),
+        );
         true
     }
 
@@ -586,5 +634,6 @@ fn invalid<E: std::fmt::Display>(e: E) -> io::Error {
     )
 }
 
+mod outbox;
 #[cfg(test)]
 mod tests;

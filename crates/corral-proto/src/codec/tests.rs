@@ -341,3 +341,19 @@ fn a_body_frame_header_followed_by_its_chunk_is_the_body_frame() {
         );
     }
 }
+
+#[test]
+fn a_chunk_frame_header_followed_by_its_data_is_the_chunk_frame() {
+    for len in [0usize, 1, 5, 65_000] {
+        let data = Bytes::from(vec![0xcd; len]);
+        let mut whole = BytesMut::new();
+        encode_chunk(9, &data, &mut whole);
+        let mut split = BytesMut::from(&chunk_frame_header(9, len)[..]);
+        split.extend_from_slice(&data);
+        assert_eq!(split, whole, "data of {len} bytes");
+        assert_eq!(
+            decode_to_master(&mut split).unwrap(),
+            Some(ToMaster::Chunk { id: 9, data })
+        );
+    }
+}

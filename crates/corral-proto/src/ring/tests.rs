@@ -54,6 +54,22 @@ fn a_packet_comes_out_as_it_went_in_whatever_its_parts() {
     assert!(ring.is_empty());
 }
 
+/// Lengths around the word and the copy block (512 bytes) boundaries, appended after what the
+/// buffer already holds, as the slots' receive buffers are.
+#[test]
+fn a_packet_of_any_length_is_appended_whole() {
+    let area = area();
+    let ring = Ring::new(&area);
+    for len in [1, 7, 8, 9, 511, 512, 513, 1023, 1024, 1025, 4093] {
+        let p = packet(len as u64, len);
+        ring.push(len, [p.as_slice()]).unwrap();
+        let mut out = BytesMut::from(&b"kept"[..]);
+        assert_eq!(ring.take(&mut out).unwrap(), Taken::Packet);
+        assert_eq!(&out[..4], b"kept", "{len} bytes");
+        assert!(out[4..] == p[..], "{len} bytes");
+    }
+}
+
 #[test]
 fn packets_wrap_around_the_end_in_order() {
     let area = area();

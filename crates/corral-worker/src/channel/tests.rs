@@ -3,6 +3,7 @@
 use super::*;
 use corral_proto::decode_to_master;
 use corral_proto::ring::{self, Taken};
+use corral_sys::send_packet;
 
 /// Every frame the master would receive, reading as it does: the slot's response ring, and
 /// its socket from a switch marker to a packet that ends with `BackToRing`.
@@ -582,5 +583,40 @@ fn the_non_waiting_sends_refuse_rather_than_wait_and_lose_nothing() {
     assert_eq!(
         frames[filler..filler + 2],
         [last, ToMaster::Complete { id: 1 }]
+    );
+}
+
+/// Lent body bytes (`send_shared`) travel as `Chunk` frames like copied ones, between the
+/// frames queued before and after them, split wherever a packet is full.
+#[test]
+fn a_shared_body_arrives_whole_and_in_order() {
+    let (mut chan, master) = channel();
+    chan.current = 1;
+    chan.send_head(ResponseHead::new(200, b"OK", [])).unwrap();
+    let body: Bytes = (0..200_000u32)
+        .map(|i| (i % 251) as u8)
+        .collect::<Vec<_>>()
+        .into();
+    chan.send_data(b"copied;").unwrap();
+    chan.send_shared(body.clone()).unwrap();
+    assert!(chan.try_queue_shared(&body.slice(..5000)));
+    chan.queue_end(Outcome::Complete);
+    chan.complete_finish().unwrap();
+    let frames = received(&chan, &master);
+    assert!(matches!(frames[0], ToMaster::ResponseHead { id: 1, .. }));
+    assert_eq!(frames.last(), Some(&ToMaster::End { id: 1 }));
+    let mut got = Vec::new();
+    for frame in &frames[1..frames.len() - 1] {
+        let ToMaster::Chunk { id: 1, data } = frame else {
+            panic!("not a chunk: {frame:?}");
+        };
+        got.extend_from_slice(data);
+    }
+    let want = [&b"copied;"[..], &body, &body[..5000]].concat();
+    assert!(
+        got == want,
+        "{} bytes received, {} sent",
+        got.len(),
+        want.len()
     );
 }
