@@ -19,8 +19,8 @@ pub(crate) fn from_parts<'py, 'a>(
     // SAFETY: with a null pointer, PyBytes_FromStringAndSize allocates a `bytes` object of
     // `len` bytes and leaves them uninitialised (CPython's documented way to build one in
     // place), or returns null with an exception set, which `from_owned_ptr_or_err` turns
-    // into an error. Until it is returned nobody else can see the object, so its buffer may
-    // be written; PyBytes_AsString points at that buffer, `len` bytes long, which the slice
+    // into an error. Until it is returned nobody else can see the object (but for `len` 0,
+    // the shared empty `bytes`, of which nothing is written), so its buffer may be written; PyBytes_AsString points at that buffer, `len` bytes long, which the slice
     // covers exactly, as `MaybeUninit` until every byte is written below.
     let (obj, buf) = unsafe {
         let ptr =
@@ -32,7 +32,9 @@ pub(crate) fn from_parts<'py, 'a>(
     let mut filled = 0;
     for part in parts {
         let n = part.len().min(len - filled);
-        buf[filled..filled + n].write_copy_of_slice(&part[..n]);
+        for (dst, &byte) in buf[filled..filled + n].iter_mut().zip(part) {
+            dst.write(byte);
+        }
         filled += n;
     }
     buf[filled..].fill(MaybeUninit::new(0));

@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -21,12 +21,21 @@ pub struct InputStream {
     eof: bool,
 }
 
-/// Body bytes received and not yet read, in the pieces they arrived in.
+/// Body bytes received and not yet read. Large pieces are kept as they arrived (they share
+/// the memory of their packet); small ones are copied together, so that a body sent in tiny
+/// pieces does not keep a whole receive buffer alive per piece.
 #[derive(Default)]
 struct Pieces {
+    /// Large pieces, and small ones copied together before them.
     queue: VecDeque<Bytes>,
+    /// Small pieces copied together since the last large one: after `queue`.
+    tail: BytesMut,
     len: usize,
 }
+
+/// Pieces from this size on are kept rather than copied (a kept piece holds its packet's
+/// buffer, at most `MAX_PACKET`, 80 KiB, so at most 2.5 times its own size).
+const KEEP_FROM: usize = 32 * 1024;
 
 impl Pieces {
     fn len(&self) -> usize {
@@ -35,13 +44,26 @@ impl Pieces {
 
     fn push(&mut self, piece: Bytes) {
         self.len += piece.len();
+        if piece.len() < KEEP_FROM {
+            self.tail.extend_from_slice(&piece);
+            return;
+        }
+        if !self.tail.is_empty() {
+            self.queue.push_back(self.tail.split().freeze());
+        }
         self.queue.push_back(piece);
+    }
+
+    /// Every piece, in order (some may be empty).
+    fn all(&self) -> impl Iterator<Item = &[u8]> {
+        let queued = self.queue.iter().map(|piece| &piece[..]);
+        queued.chain(std::iter::once(&self.tail[..]))
     }
 
     /// Where the first `byte` at or after position `from` is.
     fn find(&self, byte: u8, from: usize) -> Option<usize> {
         let mut start = 0;
-        for piece in &self.queue {
+        for piece in self.all() {
             let end = start + piece.len();
             if end > from {
                 let skip = from.saturating_sub(start);
@@ -57,7 +79,7 @@ impl Pieces {
     /// The first `n` bytes (at most `len()`), in pieces.
     fn front(&self, n: usize) -> impl Iterator<Item = &[u8]> {
         let mut left = n;
-        let pieces = self.queue.iter().filter(|piece| !piece.is_empty());
+        let pieces = self.all().filter(|piece| !piece.is_empty());
         pieces.map_while(move |piece| {
             let take = piece.len().min(left);
             left -= take;
@@ -66,18 +88,20 @@ impl Pieces {
     }
 
     /// Drops the first `n` bytes (at most `len()`).
-    fn advance(&mut self, mut n: usize) {
-        while n > 0 {
+    fn advance(&mut self, n: usize) {
+        let mut left = n.min(self.len);
+        self.len -= left;
+        while left > 0 {
             let Some(piece) = self.queue.front_mut() else {
+                self.tail.advance(left);
                 return;
             };
-            let take = piece.len().min(n);
+            let take = piece.len().min(left);
             piece.advance(take);
             if piece.is_empty() {
                 self.queue.pop_front();
             }
-            n -= take;
-            self.len -= take;
+            left -= take;
         }
     }
 }
@@ -214,6 +238,33 @@ mod tests {
         p
     }
 
+    /// Small pieces are copied together; large ones are kept, in order with the small ones.
+    #[test]
+    fn small_pieces_are_copied_together_and_large_ones_kept() {
+        let large = Bytes::from(vec![b'L'; KEEP_FROM]);
+        let mut p = Pieces::default();
+        for piece in [&b"a"[..], b"b", b"\n"] {
+            p.push(Bytes::copy_from_slice(piece));
+        }
+        p.push(large.clone());
+        p.push(Bytes::from_static(b"z\n"));
+        assert_eq!(
+            p.queue.len(),
+            2,
+            "one copy of the small pieces, then the large one"
+        );
+        assert_eq!(
+            p.queue[1].as_ptr(),
+            large.as_ptr(),
+            "the large piece is not copied"
+        );
+        assert_eq!(p.len(), KEEP_FROM + 5);
+        assert_eq!(p.find(b'\n', 0), Some(2));
+        assert_eq!(p.find(b'\n', 3), Some(KEEP_FROM + 4));
+        p.advance(KEEP_FROM + 3);
+        assert_eq!(p.front(9).collect::<Vec<_>>().concat(), b"z\n");
+    }
+
     #[test]
     fn bytes_are_found_across_pieces() {
         let p = pieces(&[b"ab", b"", b"c\nd", b"\n"]);
@@ -228,7 +279,7 @@ mod tests {
     #[test]
     fn the_front_is_taken_in_order_across_pieces() {
         let mut p = pieces(&[b"abc", b"", b"de", b"f"]);
-        assert_eq!(p.front(4).collect::<Vec<_>>(), [&b"abc"[..], b"d"]);
+        assert_eq!(p.front(4).collect::<Vec<_>>().concat(), b"abcd");
         p.advance(4);
         assert_eq!(p.len(), 2);
         assert_eq!(p.front(9).collect::<Vec<_>>().concat(), b"ef");

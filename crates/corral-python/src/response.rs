@@ -144,7 +144,9 @@ impl StartResponse {
             Flush::UnlessBodyComplete => self.declared_len != Some(self.sent),
             Flush::Later => false,
         };
-        let piece = if data.len() >= LEND_FROM {
+        // Only an exact `bytes` is lent: a subclass could run Python code (`__del__`) when
+        // the transport drops it, with the transport locked.
+        let piece = if data.len() >= LEND_FROM && body.is_exact_instance_of::<PyBytes>() {
             Piece::Lent(crate::bytes_obj::lend(body, data.len()))
         } else {
             Piece::Copied(data)

@@ -421,7 +421,11 @@ impl SlotChannel {
                 self.outbox.truncate(kept);
                 Ok(false)
             }
-            Err(e) => Err(e),
+            Err(e) => {
+                // Not sent: a retry must not find `BackToRing` in the middle of its packet.
+                self.outbox.truncate(kept);
+                Err(e)
+            }
         }
     }
 
