@@ -320,40 +320,33 @@ fn a_request_encoded_from_borrowed_parts_is_the_same_frame() {
     );
 }
 
+/// Followed by its data, each data frame header is exactly that frame (`Body` to the
+/// worker, `Chunk` to the master), and decodes as it.
 #[test]
-fn a_body_frame_header_followed_by_its_chunk_is_the_body_frame() {
+fn a_data_frame_header_followed_by_its_data_is_the_frame() {
     for len in [0usize, 1, 5, 65_000] {
-        let chunk = Bytes::from(vec![0xab; len]);
-        let mut whole = BytesMut::new();
-        encode(
-            &ToWorker::Body {
-                id: 7,
-                chunk: chunk.clone(),
-            },
-            &mut whole,
-        );
-        let mut split = BytesMut::from(&body_frame_header(7, len)[..]);
-        split.extend_from_slice(&chunk);
-        assert_eq!(split, whole, "chunk of {len} bytes");
-        assert_eq!(
-            decode_to_worker(&mut split).unwrap(),
-            Some(ToWorker::Body { id: 7, chunk })
-        );
-    }
-}
-
-#[test]
-fn a_chunk_frame_header_followed_by_its_data_is_the_chunk_frame() {
-    for len in [0usize, 1, 5, 65_000] {
-        let data = Bytes::from(vec![0xcd; len]);
-        let mut whole = BytesMut::new();
-        encode_chunk(9, &data, &mut whole);
-        let mut split = BytesMut::from(&chunk_frame_header(9, len)[..]);
-        split.extend_from_slice(&data);
-        assert_eq!(split, whole, "data of {len} bytes");
-        assert_eq!(
-            decode_to_master(&mut split).unwrap(),
-            Some(ToMaster::Chunk { id: 9, data })
-        );
+        let data = Bytes::from(vec![0xab; len]);
+        let body = ToWorker::Body {
+            id: 7,
+            chunk: data.clone(),
+        };
+        let chunk = ToMaster::Chunk {
+            id: 9,
+            data: data.clone(),
+        };
+        let (mut body_whole, mut chunk_whole) = (BytesMut::new(), BytesMut::new());
+        encode(&body, &mut body_whole);
+        encode(&chunk, &mut chunk_whole);
+        let split = |header: &[u8]| {
+            let mut b = BytesMut::from(header);
+            b.extend_from_slice(&data);
+            b
+        };
+        let mut body_split = split(&body_frame_header(7, len));
+        let mut chunk_split = split(&chunk_frame_header(9, len));
+        assert_eq!(body_split, body_whole, "chunk of {len} bytes");
+        assert_eq!(chunk_split, chunk_whole, "data of {len} bytes");
+        assert_eq!(decode_to_worker(&mut body_split).unwrap(), Some(body));
+        assert_eq!(decode_to_master(&mut chunk_split).unwrap(), Some(chunk));
     }
 }
