@@ -86,3 +86,19 @@ def test_body_longer_than_content_length_is_not_sent(server):
         else:
             assert (second.status, second.body) == (200, b"Hello, world!\n")
     _healthy(server)
+
+
+@pytest.mark.parametrize("what", ["write", "input"])
+def test_objects_kept_past_their_request_cannot_touch_a_later_one(server, what):
+    """write() and wsgi.input kept by one request raise when a later request uses them: they
+    neither write into its response nor read its body, and the worker survives."""
+    mark = server.mark()
+    assert server.get("/keep").body == b"kept\n"
+    r = server.http("POST", f"/use_kept?what={what}", body=b"SECRET")
+    assert r.status == 200, r
+    lines = r.body.split(b"\n")
+    assert lines[0] == b"own" and lines[-2:] == [b"end", b""], r.body
+    assert re.fullmatch(rb"RuntimeError: request \d+ has ended: .*", lines[1]), r.body
+    assert b"INJECTED" not in r.body and b"SECRET" not in r.body, r.body
+    assert "broke the protocol" not in server.stderr_since(mark)
+    _healthy(server)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from support import APPS, MPMS, RawConnection, run_concurrently
@@ -42,6 +44,23 @@ def test_worker_threads_share_one_process(corral):
     for i in range(4):
         for j in range(i + 1, 4):
             assert _overlap(bodies[i], bodies[j]), bodies
+
+
+def test_a_thread_waiting_for_the_body_does_not_stop_the_process(corral):
+    """An app thread blocked in wsgi.input holds its request's transport. The request's own
+    thread, answering meanwhile, waits for it without Python's lock, so the other threads of
+    the process go on serving; the answer comes once the body has. (--body-buffer 0: the
+    request reaches the app before its body.)"""
+    app = f"{APPS / 'wsgi_app.py'}:application"
+    c = corral(app, "--mpm", "worker", "-w", "1", "--threads", "4", "--body-buffer", "0")
+    with c.raw(timeout=30) as conn:
+        conn.send(b"POST /input_thread?delay=0.3 HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n01234")
+        time.sleep(1.0)  # the reader waits for the rest; the request thread is answering
+        r = c.get("/hello", timeout=5)
+        assert (r.status, r.body) == (200, b"Hello, world!\n")
+        conn.send(b"56789")
+        answer = conn.read_response(timeout=30)
+    assert (answer.status, answer.body) == (200, b"answered\nread 0123456789\n"), answer
 
 
 @pytest.mark.parametrize("mpm", list(MPMS))

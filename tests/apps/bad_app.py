@@ -12,7 +12,25 @@ Routes:
   /non_latin1       a header value that is not latin-1
   /short_body       Content-Length: 100 but 10 bytes
   /long_body        Content-Length: 5 but 20 bytes
+  /keep             keeps its write() and wsgi.input past the request
+  /use_kept?what=   streams "own\n", then uses what /keep kept (write: writes
+                    "INJECTED"; input: reads the body) and reports what came of it
 """
+
+_kept = {}
+
+
+def _use_kept(what):
+    yield b"own\n"
+    try:
+        if what == "write":
+            _kept["write"](b"INJECTED")
+            yield b"written\n"
+        else:
+            yield b"read " + _kept["input"].read(6) + b"\n"
+    except Exception as e:
+        yield f"{type(e).__name__}: {e}\n".encode()
+    yield b"end\n"
 
 
 def _route(environ, start_response):
@@ -48,6 +66,13 @@ def _route(environ, start_response):
     if path == "/long_body":
         start_response("200 OK", [ct, ("Content-Length", "5")])
         return [b"01234", b"56789012345678901234"]
+    if path == "/keep":
+        _kept["write"] = start_response("200 OK", [ct])
+        _kept["input"] = environ["wsgi.input"]
+        return [b"kept\n"]
+    if path == "/use_kept":
+        start_response("200 OK", [ct])
+        return _use_kept(environ.get("QUERY_STRING", "").removeprefix("what="))
     start_response("404 Not Found", [ct])
     return [b"not found\n"]
 

@@ -43,6 +43,8 @@ Routes:
                               headers as a list (default), a tuple or a generator
   /big?kib=&forever=&record=  a large generated body (see big())
   /start_thread               leaves a background thread running
+  /input_thread?delay=        a thread reads the whole body while the request's own thread
+                              starts answering after delay s; then the answer says what it read
   /sized?bytes=               a generator of exactly that many bytes, with Content-Length
   /declared_empty?status=     Content-Length 14 and no body (as HEAD, 204, 304 allow)
 """
@@ -440,6 +442,25 @@ def start_thread(environ, start_response):
     return _text(start_response, "started\n")
 
 
+def input_thread(environ, start_response):
+    """Reads the body in another thread while this one answers (as apps that stream uploads
+    to a worker thread do): the answer's first piece waits for the body."""
+    inp = environ["wsgi.input"]
+    n = int(environ.get("CONTENT_LENGTH") or 0)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(inp.read(n)), daemon=True)
+    reader.start()
+    time.sleep(float(_query(environ).get("delay", 0.3)))
+    start_response("200 OK", [("Content-Type", "text/plain")])
+
+    def answer():
+        yield b"answered\n"
+        reader.join(30)
+        yield b"read " + (got[0] if got else b"nothing") + b"\n"
+
+    return answer()
+
+
 def sized(environ, start_response):
     """A generator (it has close()) of exactly `bytes` bytes, with Content-Length."""
     n = int(_query(environ)["bytes"])
@@ -488,6 +509,7 @@ ROUTES = {
     "/headers": headers_route,
     "/big": big,
     "/start_thread": start_thread,
+    "/input_thread": input_thread,
     "/sized": sized,
     "/declared_empty": declared_empty,
 }

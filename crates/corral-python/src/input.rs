@@ -12,11 +12,12 @@ use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::SharedTransport;
+use crate::response::ended_err;
+use crate::RequestIo;
 
 #[pyclass(module = "corral", name = "InputStream")]
 pub struct InputStream {
-    io: SharedTransport,
+    io: RequestIo,
     buf: Pieces,
     eof: bool,
 }
@@ -107,7 +108,7 @@ impl Pieces {
 }
 
 impl InputStream {
-    pub fn new(io: SharedTransport) -> InputStream {
+    pub(crate) fn new(io: RequestIo) -> InputStream {
         InputStream {
             io,
             buf: Pieces::default(),
@@ -120,8 +121,8 @@ impl InputStream {
         if self.eof {
             return Ok(false);
         }
-        let io = self.io.clone();
-        let piece = py.detach(move || crate::lock_transport(&io)?.read_body());
+        let io = &self.io;
+        let piece = py.detach(|| io.lock()?.read_body());
         match piece {
             Ok(Some(chunk)) => {
                 self.buf.push(chunk);
@@ -133,7 +134,8 @@ impl InputStream {
             }
             Err(e) => {
                 self.eof = true;
-                Err(PyOSError::new_err(format!("request body incomplete: {e}")))
+                Err(ended_err(&e)
+                    .unwrap_or_else(|| PyOSError::new_err(format!("request body incomplete: {e}"))))
             }
         }
     }

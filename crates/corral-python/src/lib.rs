@@ -31,7 +31,7 @@ pub mod wsgi;
 
 use std::io;
 use std::os::fd::BorrowedFd;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use bytes::Bytes;
 use corral_proto::ResponseHead;
@@ -39,10 +39,14 @@ use corral_proto::ResponseHead;
 pub use pyo3::{Py, PyAny, Python};
 
 /// The worker side of one slot's IPC channel, as a WSGI request needs it. Implemented by
-/// `corral-worker`. Every method may block, and is called with the GIL released, but for the
-/// `try_` ones, which never wait and are called with it held (so that queueing a body does
-/// not hand Python's lock to another thread and take it back).
+/// `corral-worker`. Every method may block, and is called with the GIL released, but for
+/// `serving` and the `try_` ones, which never wait and are called with it held (so that
+/// queueing a body does not hand Python's lock to another thread and take it back), and
+/// `send_head`, called either way, which sends nothing while the head fits beside what is
+/// queued: it is queued before the first body piece, so it always does.
 pub trait Transport: Send {
+    /// The request being served, `None` between requests (see [`RequestIo`]).
+    fn serving(&self) -> Option<u64>;
     /// The next piece of the request body; `Ok(None)` at its end. An error means the client
     /// disconnected before sending the whole body.
     fn read_body(&mut self) -> io::Result<Option<Bytes>>;
@@ -77,13 +81,82 @@ pub trait Transport: Send {
 /// The transport shared by the Python objects of one request (start_response, write, input).
 pub type SharedTransport = Arc<Mutex<dyn Transport>>;
 
-/// Locks the request's transport (called with the GIL released).
-pub(crate) fn lock_transport(
-    io: &SharedTransport,
-) -> io::Result<MutexGuard<'_, dyn Transport + 'static>> {
-    io.lock()
-        .map_err(|_| io::Error::other("transport poisoned"))
+type Locked<'a> = MutexGuard<'a, dyn Transport + 'static>;
+
+/// One request's hold on its slot's transport. It refuses once that request has ended, so an
+/// object the app kept (`wsgi.input`, `write`, the response it returned) can never read
+/// another request's body or write into another client's response.
+#[derive(Clone)]
+pub(crate) struct RequestIo {
+    id: u64,
+    io: SharedTransport,
 }
+
+impl RequestIo {
+    pub(crate) fn new(id: u64, io: SharedTransport) -> RequestIo {
+        RequestIo { id, io }
+    }
+
+    /// Waits for the transport: call with the GIL released (an app thread may hold it for
+    /// long, blocked reading `wsgi.input`).
+    pub(crate) fn lock(&self) -> io::Result<Locked<'_>> {
+        let t = self.io.lock().map_err(|_| transport_poisoned())?;
+        self.check(t)
+    }
+
+    /// The transport if nobody holds it, without waiting (so safe with the GIL held);
+    /// `None` if another thread has it.
+    pub(crate) fn try_lock(&self) -> io::Result<Option<Locked<'_>>> {
+        match self.io.try_lock() {
+            Ok(t) => self.check(t).map(Some),
+            Err(TryLockError::WouldBlock) => Ok(None),
+            Err(TryLockError::Poisoned(_)) => Err(transport_poisoned()),
+        }
+    }
+
+    /// Runs `f`, which only queues (it never waits for the master), on the transport: at once
+    /// if the transport is free, else with the GIL released while waiting for it. Holding
+    /// the GIL while waiting would stop every thread of the process until the holder is done.
+    pub(crate) fn queue<R: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut dyn Transport) -> io::Result<R> + Send,
+    ) -> io::Result<R> {
+        if let Some(mut t) = self.try_lock()? {
+            return f(&mut *t);
+        }
+        py.detach(|| f(&mut *self.lock()?))
+    }
+
+    fn check<'a>(&self, t: Locked<'a>) -> io::Result<Locked<'a>> {
+        if t.serving() == Some(self.id) {
+            Ok(t)
+        } else {
+            Err(io::Error::other(RequestEnded(self.id)))
+        }
+    }
+}
+
+fn transport_poisoned() -> io::Error {
+    io::Error::other("transport poisoned")
+}
+
+/// The error of an object used after its request ended (see [`RequestIo`]).
+#[derive(Debug)]
+pub(crate) struct RequestEnded(u64);
+
+impl std::fmt::Display for RequestEnded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "request {} has ended: its wsgi.input and write() work only while it runs \
+             (the app kept them, or its response, past the request)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for RequestEnded {}
 
 /// How a request ended inside the worker; the worker turns it into `End` or `Failed`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,7 +9,7 @@ use pyo3::exceptions::{PyAssertionError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 
-use crate::{SharedTransport, Transport};
+use crate::{RequestEnded, RequestIo, SharedTransport, Transport};
 
 /// Headers that describe one connection, not the resource; the server owns them (PEP 3333).
 const HOP_BY_HOP: [&str; 8] = [
@@ -72,7 +72,7 @@ impl Piece<'_> {
 #[pyclass(module = "corral", name = "StartResponse")]
 pub struct StartResponse {
     pub(crate) id: u64,
-    pub(crate) io: SharedTransport,
+    pub(crate) io: RequestIo,
     /// The status the app gave to `start_response`, once it called it.
     status: Option<u16>,
     /// The head, from `start_response` until it is queued.
@@ -88,7 +88,7 @@ impl StartResponse {
     pub fn new(id: u64, io: SharedTransport) -> StartResponse {
         StartResponse {
             id,
-            io,
+            io: RequestIo::new(id, io),
             status: None,
             head: None,
             head_sent: false,
@@ -108,17 +108,16 @@ impl StartResponse {
     }
 
     /// Queues the head if it has not gone out yet. Fails if start_response was never called.
-    pub(crate) fn ensure_head(&mut self) -> PyResult<()> {
+    pub(crate) fn ensure_head(&mut self, py: Python<'_>) -> PyResult<()> {
         if self.head_sent {
             return Ok(());
         }
         let head = self.head.take().ok_or_else(|| {
             PyAssertionError::new_err("the app produced a body before calling start_response()")
         })?;
+        // Only queued: at the first body piece nothing else is, so the head always fits.
         self.io
-            .lock()
-            .map_err(poisoned)?
-            .send_head(head)
+            .queue(py, move |t| t.send_head(head))
             .map_err(io_err)?;
         self.head_sent = true;
         Ok(())
@@ -136,7 +135,7 @@ impl StartResponse {
         body: &Bound<'_, PyBytes>,
         flush: Flush,
     ) -> PyResult<bool> {
-        self.ensure_head()?;
+        self.ensure_head(py)?;
         let data = self.trim_to_declared(body.as_bytes());
         self.sent += data.len() as u64;
         let flush = match flush {
@@ -151,17 +150,17 @@ impl StartResponse {
         } else {
             Piece::Copied(data)
         };
-        let io = self.io.clone();
+        let io = &self.io;
         // Queued (and sent) without releasing Python's lock while nothing has to wait.
         let mut queued = piece.is_empty();
-        if let Ok(mut t) = io.try_lock() {
+        if let Some(mut t) = io.try_lock().map_err(io_err)? {
             queued = queued || piece.try_queue(&mut *t);
             if queued && (!flush || t.try_flush().map_err(io_err)?) {
                 return Ok(flush);
             }
         }
         py.detach(|| {
-            let mut io = crate::lock_transport(&io)?;
+            let mut io = io.lock()?;
             if !queued {
                 piece.send(&mut *io)?;
             }
@@ -199,28 +198,23 @@ impl StartResponse {
 
     /// Sends whatever is queued (head, body) now.
     pub(crate) fn flush(&self, py: Python<'_>) -> PyResult<()> {
-        let io = self.io.clone();
-        py.detach(|| crate::lock_transport(&io)?.flush())
-            .map_err(io_err)
+        py.detach(|| self.io.lock()?.flush()).map_err(io_err)
     }
 
     /// Sends whatever is queued and tells the master the body is whole (see
     /// `Transport::body_complete`).
     pub(crate) fn announce_complete(&self, py: Python<'_>) -> PyResult<()> {
-        let io = self.io.clone();
-        if let Ok(mut t) = io.try_lock() {
+        let io = &self.io;
+        if let Some(mut t) = io.try_lock().map_err(io_err)? {
             if t.try_queue_complete() {
                 if t.try_flush().map_err(io_err)? {
                     return Ok(());
                 }
                 drop(t);
-                return py
-                    .detach(|| crate::lock_transport(&io)?.flush())
-                    .map_err(io_err);
+                return py.detach(|| io.lock()?.flush()).map_err(io_err);
             }
         }
-        py.detach(|| crate::lock_transport(&io)?.body_complete())
-            .map_err(io_err)
+        py.detach(|| io.lock()?.body_complete()).map_err(io_err)
     }
 
     /// True when the app declared a Content-Length and sent fewer bytes.
@@ -440,11 +434,17 @@ fn latin1_bytes(s: &str) -> Cow<'_, [u8]> {
 }
 
 pub(crate) fn io_err(e: std::io::Error) -> PyErr {
+    if let Some(err) = ended_err(&e) {
+        return err;
+    }
     pyo3::exceptions::PyOSError::new_err(format!("connection to the master failed: {e}"))
 }
 
-pub(crate) fn poisoned<T>(_: T) -> PyErr {
-    pyo3::exceptions::PyRuntimeError::new_err("the request transport is unusable after a panic")
+/// A `RuntimeError` if `e` says the request had ended (see `RequestIo`): the app's mistake,
+/// not a broken connection.
+pub(crate) fn ended_err(e: &std::io::Error) -> Option<PyErr> {
+    let ended = e.get_ref()?.downcast_ref::<RequestEnded>()?;
+    Some(pyo3::exceptions::PyRuntimeError::new_err(ended.to_string()))
 }
 
 #[cfg(test)]

@@ -14,6 +14,9 @@ use crate::environ::ProcessFacts;
 use crate::wsgi::{self, SlotPython};
 use crate::{Outcome, Transport};
 
+/// The request id of every warm-up request (real requests count from 1).
+const WARMUP_ID: u64 = 0;
+
 /// How one warm-up request went, for the startup log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Warmed {
@@ -42,7 +45,7 @@ pub fn warm(
         .iter()
         .map(|target| {
             let sink = Arc::new(Mutex::new(Discard::default()));
-            let outcome = wsgi::handle(py, app, &slot, 0, &head(target), sink.clone());
+            let outcome = wsgi::handle(py, app, &slot, WARMUP_ID, &head(target), sink.clone());
             let status = sink.lock().map(|s| s.status).unwrap_or(None);
             Warmed {
                 target: target.clone(),
@@ -79,6 +82,11 @@ struct Discard {
 }
 
 impl Transport for Discard {
+    fn serving(&self) -> Option<u64> {
+        // Every warm-up request has its own sink, and whatever reaches it is discarded: an
+        // object a warm-up request kept cannot reach a real request.
+        Some(WARMUP_ID)
+    }
     fn read_body(&mut self) -> io::Result<Option<Bytes>> {
         Ok(None)
     }

@@ -12,7 +12,7 @@ use crate::errors::{log_exception, ErrorStream};
 use crate::file_wrapper::{self, FileWrapper};
 use crate::input::InputStream;
 use crate::response::{io_err, Flush, StartResponse};
-use crate::{Outcome, SharedTransport};
+use crate::{Outcome, RequestIo, SharedTransport};
 
 /// What a slot thread keeps between requests: the environ template of its interpreter.
 pub struct SlotPython {
@@ -101,7 +101,7 @@ fn build_environ<'py>(
     let env = environ::build(py, slot.template.bind(py), head)?;
     env.set_item(
         intern!(py, "wsgi.input"),
-        Py::new(py, InputStream::new(io))?,
+        Py::new(py, InputStream::new(RequestIo::new(id, io)))?,
     )?;
     env.set_item(
         intern!(py, "wsgi.errors"),
@@ -164,7 +164,7 @@ fn consume(
                 break;
             }
         }
-        responder.borrow_mut(py).ensure_head()?;
+        responder.borrow_mut(py).ensure_head(py)?;
         Ok(Outcome::Complete)
     };
     run().unwrap_or_else(|e| {
@@ -173,8 +173,14 @@ fn consume(
     })
 }
 
+/// Whether the master said the client is gone. Asked without waiting: while another thread
+/// of the app holds the transport (reading `wsgi.input`), the answer waits for the next piece.
 fn client_gone(r: &StartResponse) -> bool {
-    r.io.lock().map(|mut io| io.client_gone()).unwrap_or(true)
+    match r.io.try_lock() {
+        Ok(Some(mut io)) => io.client_gone(),
+        Ok(None) => false,
+        Err(_) => true,
+    }
 }
 
 /// The fast path of `wsgi.file_wrapper` over a regular file: hand the descriptor over.
@@ -191,7 +197,7 @@ fn send_file(
         Some(declared) => declared.saturating_sub(r.sent).min(available),
         None => available,
     };
-    r.ensure_head()?;
+    r.ensure_head(py)?;
     r.sent += len;
     let io = r.io.clone();
     py.detach(move || {
@@ -199,7 +205,7 @@ fn send_file(
         // (and open) until close() runs after this call returns, so the descriptor is valid
         // for the whole borrow.
         let file = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-        crate::lock_transport(&io)?.send_file(file, offset, len)
+        io.lock()?.send_file(file, offset, len)
     })
     .map_err(io_err)?;
     Ok(Some(Outcome::Complete))

@@ -105,8 +105,10 @@ pub struct SlotChannel {
     /// The frame that ends the request (`End` / `Failed`), queued apart so that queueing it
     /// never sends anything: it joins the outbox when that has room.
     end_frame: BytesMut,
-    /// The request being served, and where its body and life stand.
+    /// The request being served, and where its body and life stand. `serving` is true from
+    /// taking the request until the app is done with it (`queue_end`).
     current: u64,
+    serving: bool,
     body_done: bool,
     aborted: bool,
     /// The doorbell woke this slot and it has not looked at the ring since (see
@@ -132,6 +134,7 @@ impl SlotChannel {
             outbox: Outbox::with_capacity(MAX_PACKET),
             end_frame: BytesMut::new(),
             current: 0,
+            serving: false,
             body_done: true,
             aborted: false,
             woken: false,
@@ -272,6 +275,7 @@ impl SlotChannel {
             .any(|m| matches!(m, ToWorker::BodyEnd { id: i, .. } if *i == id));
         self.inbox.extend(body);
         self.current = id;
+        self.serving = true;
         self.body_done = false;
         self.aborted = false;
         if !whole {
@@ -326,6 +330,7 @@ impl SlotChannel {
     /// Queues the frame that says how the request ended (sent by one of the two below); sends
     /// nothing itself, so it never blocks.
     pub(crate) fn queue_end(&mut self, outcome: Outcome) {
+        self.serving = false;
         let id = self.current;
         let msg = match outcome {
             Outcome::Complete | Outcome::ClientGone => ToMaster::End { id },
@@ -500,6 +505,10 @@ const CLOSING_FRAME: usize = 4 + 1 + 8 + 1;
 const CHUNK_OVERHEAD: usize = BODY_HEADER_LEN;
 
 impl Transport for SlotChannel {
+    fn serving(&self) -> Option<u64> {
+        self.serving.then_some(self.current)
+    }
+
     fn read_body(&mut self) -> io::Result<Option<Bytes>> {
         while !self.body_done {
             match self.next_message()? {

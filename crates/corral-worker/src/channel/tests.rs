@@ -197,6 +197,23 @@ fn a_cancelled_request_is_skipped() {
     assert_eq!(received(&chan, &master), [ToMaster::Skipped { id: 7 }]);
 }
 
+/// The request is served from taking it until the app is done (`queue_end`), and only then:
+/// the Python objects of a request check this before they touch the channel.
+#[test]
+fn a_request_is_served_from_taking_it_until_its_end_is_queued() {
+    let (mut chan, _master) = channel();
+    assert_eq!(chan.serving(), None, "nothing before the first request");
+    queue_request(&chan.pool, 3);
+    assert!(matches!(chan.next_request(), Next::Request { id: 3, .. }));
+    assert_eq!(chan.serving(), Some(3));
+    chan.queue_end(Outcome::Complete);
+    assert_eq!(chan.serving(), None, "the app is done with request 3");
+    chan.complete_finish().unwrap();
+    queue_request(&chan.pool, 4);
+    assert!(matches!(chan.next_request(), Next::Request { id: 4, .. }));
+    assert_eq!(chan.serving(), Some(4));
+}
+
 #[test]
 fn closing_frames_never_push_a_packet_past_the_limit() {
     let (mut chan, master) = channel();
