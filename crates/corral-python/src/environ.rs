@@ -6,9 +6,9 @@
 
 use bytes::Bytes;
 use corral_proto::RequestHead;
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
-use pyo3::{intern, IntoPyObjectExt};
 
 /// Facts about the worker that the environ reports, fixed for a worker's life.
 #[derive(Debug, Clone, Copy)]
@@ -80,6 +80,21 @@ pub fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
 }
 
 /// A port number as a `str`, formatted without an intermediate `String`.
+/// The method as a `str`: the usual ones interned, made once per process.
+fn method<'py>(py: Python<'py>, method: &[u8]) -> Bound<'py, PyString> {
+    let known = match method {
+        b"GET" => intern!(py, "GET"),
+        b"POST" => intern!(py, "POST"),
+        b"HEAD" => intern!(py, "HEAD"),
+        b"PUT" => intern!(py, "PUT"),
+        b"DELETE" => intern!(py, "DELETE"),
+        b"PATCH" => intern!(py, "PATCH"),
+        b"OPTIONS" => intern!(py, "OPTIONS"),
+        other => return latin1(py, other),
+    };
+    known.clone()
+}
+
 fn decimal(py: Python<'_>, n: u16) -> Bound<'_, PyString> {
     let mut digits = [0u8; 5];
     let mut start = digits.len();
@@ -196,21 +211,27 @@ pub fn build<'py>(
     let decoded = percent_decode(path);
     let script = &head.script_name[..];
     let path_info = decoded.strip_prefix(script).unwrap_or(&decoded);
-    env.set_item(intern!(py, "REQUEST_METHOD"), latin1(py, &head.method))?;
+    env.set_item(intern!(py, "REQUEST_METHOD"), method(py, &head.method))?;
     if !script.is_empty() {
         env.set_item(intern!(py, "SCRIPT_NAME"), latin1(py, script))?;
     }
     env.set_item(intern!(py, "PATH_INFO"), latin1(py, path_info))?;
     env.set_item(intern!(py, "QUERY_STRING"), latin1(py, query))?;
-    env.set_item(intern!(py, "RAW_URI"), latin1(py, target))?;
-    env.set_item(intern!(py, "REQUEST_URI"), latin1(py, target))?;
+    let target = latin1(py, target);
+    env.set_item(intern!(py, "RAW_URI"), &target)?;
+    env.set_item(intern!(py, "REQUEST_URI"), target)?;
     let protocol = if head.version == 10 {
         intern!(py, "HTTP/1.0")
     } else {
         intern!(py, "HTTP/1.1")
     };
     env.set_item(intern!(py, "SERVER_PROTOCOL"), protocol)?;
-    env.set_item(intern!(py, "wsgi.url_scheme"), latin1(py, &head.scheme))?;
+    let scheme = match &head.scheme[..] {
+        b"http" => intern!(py, "http").clone(),
+        b"https" => intern!(py, "https").clone(),
+        other => latin1(py, other),
+    };
+    env.set_item(intern!(py, "wsgi.url_scheme"), scheme)?;
     env.set_item(intern!(py, "REMOTE_ADDR"), latin1(py, &head.peer_ip))?;
     env.set_item(intern!(py, "REMOTE_PORT"), decimal(py, head.peer_port))?;
     set_server_name(py, &env, head)?;
@@ -224,16 +245,16 @@ fn set_server_name(py: Python<'_>, env: &Bound<'_, PyDict>, head: &RequestHead) 
         .find(|(n, _)| &n[..] == b"host")
         .map(|(_, v)| &v[..]);
     let default_port = if &head.scheme[..] == b"https" {
-        "443"
+        intern!(py, "443")
     } else {
-        "80"
+        intern!(py, "80")
     };
     let (name, port) = match host {
         Some(h) if !h.is_empty() => {
             let (name, port) = split_host(h);
             let port = match port {
                 Some(p) if !p.is_empty() => latin1(py, p).into_any(),
-                _ => default_port.into_bound_py_any(py)?,
+                _ => default_port.clone().into_any(),
             };
             (latin1(py, name).into_any(), port)
         }
