@@ -500,6 +500,38 @@ def test_wsgi_errors_go_to_error_log(server):
     server.wait_for_stderr(f"wsgi.errors says {token}", since=mark)
 
 
+def test_an_unended_wsgi_errors_line_is_logged_with_its_request(server):
+    """A line written without a newline or flush() is logged when its request ends (not when
+    the slot's next request comes), tagged with that request's id, and only once."""
+    token = uuid.uuid4().hex
+    mark = server.mark()
+    r = server.get(f"/errors?token={token}&partial=1")
+    assert r.status == 200
+    request_id = r.body.split()[1].decode()
+    server.wait_for_stderr(re.compile(rf"\[req {request_id}\] wsgi.errors says {token}"), since=mark)
+    for _ in range(4):
+        assert server.get("/hello").status == 200
+    assert server.stderr_since(mark).count(token) == 1
+
+
+def test_a_partly_read_body_stays_with_its_request(server):
+    """What one request left unread of its body never reaches the next request's input."""
+    with server.raw() as conn:
+        for i in range(6):
+            body = f"first {i}\nleft unread {i}\n".encode()
+            conn.send(
+                f"POST /echo?mode=first_line HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+            assert conn.read_response().body == f"first {i}\n".encode()
+            body = f"whole {i}\n".encode()
+            conn.send(
+                f"POST /echo?mode=readn HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+            assert conn.read_response().body == body
+
+
 def test_validator_accepts_environ_of_every_kind_of_request(server):
     """GET with query, POST with a body, chunked POST, HEAD: environ passes check_environ."""
     assert server.get("/environ?a=1&b=2").status == 200

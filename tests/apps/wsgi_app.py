@@ -20,7 +20,8 @@ Routes:
                               without Content-Length: chunked)
   /file?path=&nofileno=1&record=   file_wrapper over a file-like without fileno()
   /echo?mode=                 echoes the request body; mode = readn | read |
-                              readline | readline_n | readlines | iter
+                              readline | readline_n | readlines | iter, or
+                              first_line (echoes only that)
   /exc_before                 start_response(200) then start_response(500, exc_info)
   /exc_after                  exc_info after the headers were sent: must re-raise
   /close?record=&mode=&n=&delay=&length=&close_sleep=
@@ -30,7 +31,8 @@ Routes:
                               the worker after the whole body); length=1 sets
                               Content-Length; close() first sleeps close_sleep
   /raise?token=               raises before start_response
-  /errors?token=              writes the token to wsgi.errors
+  /errors?token=&partial=1    writes the token to wsgi.errors (partial: with no newline
+                              and no flush)
   /slow?sleep=                sleeps; returns pid, thread id, a module-global counter
   /pidfile?path=&sleep=       writes its pid to path, then sleeps
   /exit?code=                 os._exit mid-request
@@ -200,6 +202,8 @@ def echo(environ, start_response):
             assert len(line) <= 1000, f"readline(1000) returned {len(line)} bytes"
             lines.append(line)
         body = b"".join(lines)
+    elif mode == "first_line":
+        body = inp.readline()  # the rest stays unread
     elif mode == "readlines":
         body = b"".join(inp.readlines())
     elif mode == "iter":
@@ -288,9 +292,11 @@ def raise_route(environ, start_response):
 
 def errors_route(environ, start_response):
     errors = environ["wsgi.errors"]
-    errors.write("wsgi.errors says " + _query(environ).get("token", "errors-token") + "\n")
-    errors.flush()
-    return _text(start_response, "logged\n")
+    q = _query(environ)
+    errors.write("wsgi.errors says " + q.get("token", "errors-token") + ("" if "partial" in q else "\n"))
+    if "partial" not in q:
+        errors.flush()
+    return _text(start_response, f"logged {environ['corral.request_id']}\n")
 
 
 def slow(environ, start_response):

@@ -40,7 +40,7 @@ impl ErrorStream {
         Ok(())
     }
 
-    fn flush(&mut self) {
+    pub(crate) fn flush(&mut self) {
         if !self.pending.is_empty() {
             tracing::error!(req = self.request_id, "{}", self.pending);
             self.pending.clear();

@@ -116,6 +116,11 @@ impl InputStream {
         }
     }
 
+    /// Drops what was received and not read (the request is over).
+    pub(crate) fn forget_body(&mut self) {
+        self.buf = Pieces::default();
+    }
+
     /// Pulls one more piece of the body into the buffer; false at the end of the body.
     fn fill(&mut self, py: Python<'_>) -> PyResult<bool> {
         if self.eof {

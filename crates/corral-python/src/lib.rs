@@ -26,6 +26,7 @@ pub mod fork;
 pub mod input;
 pub mod interp;
 pub mod response;
+mod spares;
 pub mod warmup;
 pub mod wsgi;
 

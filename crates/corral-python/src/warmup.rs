@@ -34,7 +34,7 @@ pub fn warm(
     facts: ProcessFacts,
     targets: &[String],
 ) -> Vec<Warmed> {
-    let slot = match SlotPython::new(py, facts) {
+    let mut slot = match SlotPython::new(py, facts) {
         Ok(slot) => slot,
         Err(e) => {
             crate::errors::log_exception(py, 0, "cannot prepare the warm-up requests", &e);
@@ -45,7 +45,7 @@ pub fn warm(
         .iter()
         .map(|target| {
             let sink = Arc::new(Mutex::new(Discard::default()));
-            let outcome = wsgi::handle(py, app, &slot, WARMUP_ID, &head(target), sink.clone());
+            let outcome = wsgi::handle(py, app, &mut slot, WARMUP_ID, &head(target), sink.clone());
             let status = sink.lock().map(|s| s.status).unwrap_or(None);
             Warmed {
                 target: target.clone(),

@@ -12,11 +12,14 @@ use crate::errors::{log_exception, ErrorStream};
 use crate::file_wrapper::{self, FileWrapper};
 use crate::input::InputStream;
 use crate::response::{io_err, Flush, StartResponse};
+use crate::spares::Spares;
 use crate::{Outcome, RequestIo, SharedTransport};
 
-/// What a slot thread keeps between requests: the environ template of its interpreter.
+/// What a slot thread keeps between requests: the environ template of its interpreter, and
+/// the request objects nobody else holds.
 pub struct SlotPython {
     template: Py<PyDict>,
+    spares: Spares,
 }
 
 impl SlotPython {
@@ -25,6 +28,7 @@ impl SlotPython {
         let template = environ::template(py, facts, wrapper_type.as_any())?;
         Ok(SlotPython {
             template: template.unbind(),
+            spares: Spares::default(),
         })
     }
 }
@@ -33,29 +37,44 @@ impl SlotPython {
 pub fn handle(
     py: Python<'_>,
     app: &Py<PyAny>,
-    slot: &SlotPython,
+    slot: &mut SlotPython,
     id: u64,
     head: &RequestHead,
     io: SharedTransport,
 ) -> Outcome {
-    let responder = match Py::new(py, StartResponse::new(id, io.clone())) {
-        Ok(r) => r,
+    let fresh = StartResponse::new(id, io.clone());
+    let outcome = match slot.spares.responder.fill(py, fresh) {
+        Ok(responder) => {
+            let result = build_environ(py, slot, id, head, io)
+                .and_then(|env| app.bind(py).call1((env, responder.bind(py))));
+            respond(py, id, head, result, &responder)
+        }
         Err(e) => {
             log_exception(py, id, "cannot create start_response", &e);
-            return Outcome::FailedBeforeHead;
+            Outcome::FailedBeforeHead
         }
     };
-    let result = build_environ(py, slot, id, head, io)
-        .and_then(|env| app.bind(py).call1((env, responder.bind(py))));
-    match result {
+    slot.spares.release(py);
+    outcome
+}
+
+/// Sends what the app returned (or the error it raised) as the response.
+fn respond(
+    py: Python<'_>,
+    id: u64,
+    head: &RequestHead,
+    returned: PyResult<Bound<'_, PyAny>>,
+    responder: &Py<StartResponse>,
+) -> Outcome {
+    match returned {
         Ok(iterable) => {
-            let outcome = consume(py, id, &iterable, &responder);
-            let outcome = check_declared_length(py, id, outcome, &responder, &head.method);
-            close(py, id, &iterable, &responder, outcome)
+            let outcome = consume(py, id, &iterable, responder);
+            let outcome = check_declared_length(py, id, outcome, responder, &head.method);
+            close(py, id, &iterable, responder, outcome)
         }
         Err(e) => {
             log_exception(py, id, "the application raised an exception", &e);
-            failure(py, &responder)
+            failure(py, responder)
         }
     }
 }
@@ -93,7 +112,7 @@ fn check_declared_length(
 
 fn build_environ<'py>(
     py: Python<'py>,
-    slot: &SlotPython,
+    slot: &mut SlotPython,
     id: u64,
     head: &RequestHead,
     io: SharedTransport,
@@ -101,11 +120,13 @@ fn build_environ<'py>(
     let env = environ::build(py, slot.template.bind(py), head)?;
     env.set_item(
         intern!(py, "wsgi.input"),
-        Py::new(py, InputStream::new(RequestIo::new(id, io)))?,
+        slot.spares
+            .input
+            .fill(py, InputStream::new(RequestIo::new(id, io)))?,
     )?;
     env.set_item(
         intern!(py, "wsgi.errors"),
-        Py::new(py, ErrorStream::new(id))?,
+        slot.spares.errors.fill(py, ErrorStream::new(id))?,
     )?;
     env.set_item(intern!(py, "corral.request_id"), id)?;
     Ok(env)

@@ -48,7 +48,7 @@ pub(crate) fn serve(app: Py<PyAny>, facts: ProcessFacts, mut chan: SlotChannel) 
     }
     let chan = Arc::new(Mutex::new(chan));
     Python::attach(|py| {
-        let slot = match SlotPython::new(py, facts) {
+        let mut slot = match SlotPython::new(py, facts) {
             Ok(s) => s,
             Err(e) => {
                 e.print(py);
@@ -73,7 +73,7 @@ pub(crate) fn serve(app: Py<PyAny>, facts: ProcessFacts, mut chan: SlotChannel) 
                 Next::Closed => return,
             };
             let transport: SharedTransport = chan.clone();
-            let outcome = wsgi::handle(py, &app, &slot, id, &head, transport);
+            let outcome = wsgi::handle(py, &app, &mut slot, id, &head, transport);
             if let Err(e) = finish(py, &chan, outcome) {
                 tracing::debug!(req = id, "master connection lost while finishing: {e}");
                 return;
