@@ -154,6 +154,25 @@ impl SlotChannel {
         self.flush_outbox()
     }
 
+    /// Sends one message if that needs no waiting, else leaves it queued: the queue is read
+    /// with Python's lock held, and what it answers then must not wait for the master (who
+    /// may be slow to read this slot while a slow client takes its last response). The slot
+    /// thread sends what is left (`send_queued`) without the lock, before it goes on.
+    fn send_soon(&mut self, msg: &impl Encode) -> io::Result<()> {
+        encode(msg, self.outbox.frames());
+        self.deliver(None, Send::DontWait).map(drop)
+    }
+
+    /// Whether frames wait to be sent (see `send_soon`).
+    pub(crate) fn has_queued(&self) -> bool {
+        !self.outbox.is_empty()
+    }
+
+    /// Sends the frames that wait, waiting for room if need be (call without the GIL).
+    pub(crate) fn send_queued(&mut self) -> io::Result<()> {
+        self.flush_outbox()
+    }
+
     /// Receives one packet (blocking unless `how` says otherwise) into the inbox.
     /// Returns false at end of stream.
     fn receive(&mut self, how: RecvFlags) -> io::Result<bool> {
@@ -219,6 +238,10 @@ impl SlotChannel {
     /// Sleeps on its process's doorbell unless a packet arrived since the last look. False
     /// when the master closed the queue: the slot ends.
     pub(crate) fn sleep_until_rung(&mut self) -> bool {
+        if let Err(e) = self.send_queued() {
+            tracing::debug!("master gone while the slot answered the queue: {e}");
+            return false;
+        }
         let doorbells = self.pool.doorbells();
         if std::mem::take(&mut self.woken) {
             // Woken, but it could not look (its channel was busy): it has all the same.
@@ -267,7 +290,7 @@ impl SlotChannel {
         }
         let cancelled = self.pool.board.word(board::cancel_word(id));
         if cancelled.load(Ordering::Acquire) == id {
-            self.send_now(&ToMaster::Skipped { id })?;
+            self.send_soon(&ToMaster::Skipped { id })?;
             return Ok(None);
         }
         let whole = body
@@ -280,7 +303,7 @@ impl SlotChannel {
         self.aborted = false;
         if !whole {
             // The rest of the body comes on this slot: tell the master where to send it.
-            self.send_now(&ToMaster::Taken { id })?;
+            self.send_soon(&ToMaster::Taken { id })?;
         }
         Ok(Some((id, head)))
     }

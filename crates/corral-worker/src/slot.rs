@@ -72,6 +72,13 @@ pub(crate) fn serve(app: Py<PyAny>, facts: ProcessFacts, mut chan: SlotChannel) 
                 Next::Request { id, head } => (id, head),
                 Next::Closed => return,
             };
+            if try_lock(&chan).is_none_or(|c| c.has_queued()) {
+                let sent = py.detach(|| lock(&chan).ok_or_else(poisoned)?.send_queued());
+                if let Err(e) = sent {
+                    tracing::debug!(req = id, "master connection lost while taking it: {e}");
+                    return;
+                }
+            }
             let transport: SharedTransport = chan.clone();
             let outcome = wsgi::handle(py, &app, &mut slot, id, &head, transport);
             if let Err(e) = finish(py, &chan, outcome) {

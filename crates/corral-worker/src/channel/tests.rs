@@ -546,6 +546,72 @@ fn single_slot_processes_take_every_request_and_the_sleepers_stay_counted_exactl
     }
 }
 
+/// Fills the slot's response ring (with filler the master never reads) and then its socket,
+/// with `MAX_CHUNK` chunks of request 1 until one would wait; returns how many the socket
+/// took. The channel is left on the socket, with nothing queued.
+fn fill_ring_and_socket(chan: &mut SlotChannel) -> usize {
+    let ring = chan.pool.response_ring(chan.board_slot);
+    while ring.push(8, [[0u8; 8].as_slice()]).is_ok() {}
+    let mut filler = 0;
+    loop {
+        assert!(chan.try_queue_data(&vec![b'f'; MAX_CHUNK]));
+        if !chan.try_flush().unwrap() {
+            break;
+        }
+        filler += 1;
+        assert!(filler < 1000, "the socket never filled");
+    }
+    assert!(chan.on_socket);
+    chan.outbox.clear(); // the last filler, which the socket refused
+    filler
+}
+
+/// The master reading `count` frames from the slot's socket, on a thread of its own. The
+/// ring stays full (of filler the master never reads), so the slot's tries to go back to it
+/// (`BackToRing`) are left out: they are not what these tests are about.
+fn read_from_socket(master: OwnedFd, count: usize) -> std::thread::JoinHandle<Vec<ToMaster>> {
+    std::thread::spawn(move || {
+        let mut frames = Vec::new();
+        let mut rx = BytesMut::new();
+        while frames.len() < count {
+            let how = RecvFlags::Wait;
+            recv_packet_into(master.as_fd(), &mut rx, MAX_PACKET, &mut Vec::new(), how).unwrap();
+            decode_all(rx.split(), &mut frames);
+            frames.retain(|m| *m != ToMaster::BackToRing);
+        }
+        frames
+    })
+}
+
+/// Taking a request whose body is still coming answers `Taken` without waiting, even when
+/// the master is not reading this slot (the ring and socket are full of the last response):
+/// the frame waits in the outbox, and `send_queued` delivers it, after the fillers.
+#[test]
+fn taking_a_request_never_waits_for_the_master() {
+    let (mut chan, master) = channel();
+    chan.current = 1;
+    let filler = fill_ring_and_socket(&mut chan);
+    let mut out = BytesMut::new();
+    let head = Box::new(RequestHead::default());
+    encode(&ToWorker::Request { id: 2, head }, &mut out);
+    chan.pool.ring().push(out.len(), [&out[..]]).unwrap();
+    let (tx, taken) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let next = chan.try_next_request().map(taken_id);
+        let _ = tx.send((chan, next));
+    });
+    let (mut chan, next) = taken
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("taking the request waited for the master");
+    assert_eq!(next, Some(Some(2)));
+    assert!(chan.has_queued(), "Taken waits in the outbox");
+    let reader = read_from_socket(master, filler + 1);
+    chan.send_queued().unwrap();
+    let frames = reader.join().unwrap();
+    assert_eq!(frames.len(), filler + 1);
+    assert_eq!(frames[filler], ToMaster::Taken { id: 2 });
+}
+
 /// What the slot does with Python's lock held never waits: data that does not fit the packet
 /// is refused and left to `send_data`; with the ring and the socket both full, `try_flush`
 /// says so and keeps what is queued, and a later `flush` sends it, in order.
@@ -558,37 +624,12 @@ fn the_non_waiting_sends_refuse_rather_than_wait_and_lose_nothing() {
         "larger than a packet"
     );
     assert!(chan.outbox.is_empty(), "a refused piece queues nothing");
-    let ring = chan.pool.response_ring(0);
-    while ring.push(8, [[0u8; 8].as_slice()]).is_ok() {}
-    // Fill the socket: packets of MAX_PACKET until one would wait.
-    let mut filler = 0;
-    loop {
-        assert!(chan.try_queue_data(&vec![b'f'; MAX_CHUNK]));
-        if !chan.try_flush().unwrap() {
-            break;
-        }
-        filler += 1;
-        assert!(filler < 1000, "the socket never filled");
-    }
-    assert!(chan.on_socket);
-    chan.outbox.clear(); // the last filler, which the socket refused
+    let filler = fill_ring_and_socket(&mut chan);
     assert!(chan.try_queue_data(b"last"));
     assert!(chan.try_queue_complete());
     assert!(!chan.try_flush().unwrap(), "the socket is still full");
-    // The master drains the ring and the socket while the slot flushes.
-    let reader = std::thread::spawn(move || {
-        let mut frames = Vec::new();
-        let mut rx = BytesMut::new();
-        while frames.len() < filler + 2 {
-            let how = RecvFlags::Wait;
-            recv_packet_into(master.as_fd(), &mut rx, MAX_PACKET, &mut Vec::new(), how).unwrap();
-            decode_all(rx.split(), &mut frames);
-            // The ring stays full (of filler the master never reads): the slot's tries to go
-            // back to it are not what this test is about.
-            frames.retain(|m| *m != ToMaster::BackToRing);
-        }
-        frames
-    });
+    // The master drains the socket while the slot flushes.
+    let reader = read_from_socket(master, filler + 2);
     chan.flush().unwrap();
     let frames = reader.join().unwrap();
     let chunk = |m: &ToMaster| matches!(m, ToMaster::Chunk { data, .. } if data.len() == MAX_CHUNK);
