@@ -4,6 +4,7 @@ out), an error in the log, and a server that stays healthy."""
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
@@ -101,4 +102,16 @@ def test_objects_kept_past_their_request_cannot_touch_a_later_one(server, what):
     assert re.fullmatch(rb"RuntimeError: request \d+ has ended: .*", lines[1]), r.body
     assert b"INJECTED" not in r.body and b"SECRET" not in r.body, r.body
     assert "broke the protocol" not in server.stderr_since(mark)
+    _healthy(server)
+
+
+@pytest.mark.parametrize("what", ["write", "input"])
+def test_kept_objects_refuse_at_once_while_the_worker_is_idle(server, what):
+    """Used by a thread while the worker waits for work, they raise at once: they do not wait
+    for the worker's next request."""
+    assert server.get("/keep").body == b"kept\n"
+    assert server.get(f"/use_kept_later?what={what}").body == b"started\n"
+    time.sleep(1.5)  # the thread has used the kept object; the worker is idle meanwhile
+    result = server.get("/kept_result").body
+    assert re.fullmatch(rb"RuntimeError: request \d+ has ended: .*", result), result
     _healthy(server)

@@ -9,6 +9,7 @@ a graceful stop each see.
 from __future__ import annotations
 
 import signal
+import time
 
 import pytest
 
@@ -124,3 +125,20 @@ def test_a_graceful_stop_lets_close_finish(corral, tmp_path, mpm):
     assert c.wait(20) == 0, c.stderr_text()
     assert read_lines(record) == ["close"], "the stop killed close() halfway"
     assert c.leftovers() == []
+
+
+def test_a_client_that_leaves_ends_a_write_loop(one_worker, tmp_path):
+    """An event-stream loop on write() gets BrokenPipeError once its client has gone (as under
+    gunicorn), so it ends and the worker is free; a disconnect is not logged as an app error."""
+    record = tmp_path / "record.txt"
+    mark = one_worker.mark()
+    with one_worker.raw() as conn:
+        conn.send(get_request(f"/write_forever?record={record}"))
+        deadline = time.monotonic() + 10
+        while b"data: 2\n" not in conn.buf and conn.fill(deadline):
+            pass
+        assert b"data: 2\n" in conn.buf, conn.buf
+    wait_until(lambda: read_lines(record), 10, message="the write() loop to end")
+    assert read_lines(record) == ["BrokenPipeError"]
+    assert one_worker.get("/hello").status == 200
+    assert "the application raised" not in one_worker.stderr_since(mark)

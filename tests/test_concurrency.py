@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from support import APPS, MPMS, RawConnection, run_concurrently
+from support import APPS, MPMS, RawConnection, get_request, read_lines, run_concurrently, wait_until
 
 
 def _overlap(a, b) -> bool:
@@ -61,6 +61,28 @@ def test_a_thread_waiting_for_the_body_does_not_stop_the_process(corral):
         conn.send(b"56789")
         answer = conn.read_response(timeout=30)
     assert (answer.status, answer.body) == (200, b"answered\nread 0123456789\n"), answer
+
+
+def test_write_from_a_thread_beside_the_body_breaks_nothing(corral, tmp_path):
+    """A thread calling write() while the returned generator is being sent: its write()s may
+    raise RuntimeError when they meet the response in use, but the slot thread never fails
+    (it used to panic when a write() held the response while it waited for room), the
+    response ends whole, and the worker serves on."""
+    c = corral(f"{APPS / 'wsgi_app.py'}:application", "--mpm", "prefork", "-w", "1")
+    record = tmp_path / "record.txt"
+    workers = c.descendants()
+    PIECES = 128  # 8 MiB from each side: more than every buffer on the way holds
+    with c.raw(timeout=30) as conn:
+        conn.send(get_request(f"/write_beside?record={record}&n={PIECES}"))
+        time.sleep(1.0)  # nothing read yet: the ring and the sockets fill, write() waits for room
+        r = conn.read_response(timeout=30)
+    assert r.status == 200, r
+    assert set(r.body) <= {ord("w"), ord("g")} and r.body.count(b"g") == PIECES * 65536, len(r.body)
+    wait_until(lambda: read_lines(record), 10, message="the generator's end")
+    assert read_lines(record)[0] in ("raised ", "raised RuntimeError"), read_lines(record)
+    assert "panicked" not in c.stderr_text()
+    assert c.get("/hello").status == 200
+    assert c.descendants() == workers, "the worker was replaced"
 
 
 @pytest.mark.parametrize("mpm", list(MPMS))

@@ -500,6 +500,27 @@ def test_wsgi_errors_go_to_error_log(server):
     server.wait_for_stderr(f"wsgi.errors says {token}", since=mark)
 
 
+def test_hop_by_hop_headers_are_dropped_as_gunicorn_does(server):
+    """PEP 3333 forbids them (the validator refuses them), but an app that passes on an
+    upstream response's headers works under gunicorn, which drops them: so does corral,
+    warning once; Connection: close still closes the connection after the response."""
+    if server.validated:
+        pytest.skip("wsgiref.validate refuses hop-by-hop headers")
+    mark = server.mark()
+    with server.raw() as conn:
+        conn.send(get_request("/hop") + get_request("/hello"))
+        r = conn.read_response()
+        assert (r.status, r.body, r.header("X-Kept")) == (200, b"hop\n", "yes"), r
+        assert r.header("Keep-Alive") is None and r.header("Transfer-Encoding") is None, r.raw_head
+        assert (r.header("Connection") or "keep-alive").lower() == "keep-alive", r.raw_head
+        assert conn.read_response().body == b"Hello, world!\n", "the connection stays open"
+        conn.send(get_request("/hop?close=1"))
+        r = conn.read_response()
+        assert (r.status, r.header("Connection")) == (200, "close"), r.raw_head
+        assert conn.wait_closed(), "Connection: close from the app closes the connection"
+    server.wait_for_stderr("hop-by-hop header", since=mark)
+
+
 def test_an_unended_wsgi_errors_line_is_logged_with_its_request(server):
     """A line written without a newline or flush() is logged when its request ends (not when
     the slot's next request comes), tagged with that request's id, and only once."""

@@ -15,7 +15,12 @@ Routes:
   /keep             keeps its write() and wsgi.input past the request
   /use_kept?what=   streams "own\n", then uses what /keep kept (write: writes
                     "INJECTED"; input: reads the body) and reports what came of it
+  /use_kept_later?what=  a thread uses what /keep kept 0.3 s after this request
+                    (while the worker is idle); /kept_result says what came of it
 """
+
+import threading
+import time
 
 _kept = {}
 
@@ -31,6 +36,18 @@ def _use_kept(what):
     except Exception as e:
         yield f"{type(e).__name__}: {e}\n".encode()
     yield b"end\n"
+
+
+def _use_kept_later(what):
+    time.sleep(0.3)
+    try:
+        if what == "write":
+            _kept["write"](b"INJECTED")
+        else:
+            _kept["input"].read(6)
+        _kept["result"] = "no error"
+    except Exception as e:
+        _kept["result"] = f"{type(e).__name__}: {e}"
 
 
 def _route(environ, start_response):
@@ -73,6 +90,15 @@ def _route(environ, start_response):
     if path == "/use_kept":
         start_response("200 OK", [ct])
         return _use_kept(environ.get("QUERY_STRING", "").removeprefix("what="))
+    if path == "/use_kept_later":
+        what = environ.get("QUERY_STRING", "").removeprefix("what=")
+        _kept["result"] = "pending"
+        threading.Thread(target=_use_kept_later, args=(what,), daemon=True).start()
+        start_response("200 OK", [ct])
+        return [b"started\n"]
+    if path == "/kept_result":
+        start_response("200 OK", [ct])
+        return [_kept.get("result", "none").encode()]
     start_response("404 Not Found", [ct])
     return [b"not found\n"]
 

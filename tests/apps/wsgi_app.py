@@ -15,6 +15,10 @@ Routes:
                               them; lazy=1: start_response on first next();
                               empty=1: empty bytestrings in between
   /write                      uses the write() callable, then returns a tail
+  /write_forever?record=      write()s a line every 50 ms for at most 20 s (a server-sent
+                              events loop); records the exception that ends it
+  /write_beside?record=&n=    a thread write()s n 64 KiB pieces while the returned generator
+                              yields n of its own; records what the thread's write()s raised
   /file?path=&blksize=&offset=&nolength=1
                               wsgi.file_wrapper over the file at path (from offset;
                               without Content-Length: chunked)
@@ -43,6 +47,8 @@ Routes:
   /sysinfo                    JSON: pid, ppid, pgid, cwd, sys.prefix, sys.path
   /headers?status=&as=        two Set-Cookie headers, a latin-1 value, any status; the
                               headers as a list (default), a tuple or a generator
+  /hop?close=1                hop-by-hop headers an app should not send (a proxy passing on
+                              an upstream response's); close=1: Connection: close
   /big?kib=&forever=&record=  a large generated body (see big())
   /start_thread               leaves a background thread running
   /input_thread?delay=        a thread reads the whole body while the request's own thread
@@ -123,6 +129,45 @@ def write_route(environ, start_response):
     write(b"part1 ")
     write(b"part2 ")
     return [b"tail"]
+
+
+def write_forever(environ, start_response):
+    record = _query(environ)["record"]
+    write = start_response("200 OK", [("Content-Type", "text/event-stream")])
+    try:
+        for i in range(400):
+            write(f"data: {i}\n\n".encode())
+            time.sleep(0.05)
+    except Exception as e:
+        _append(record, type(e).__name__)
+        raise
+    _append(record, "finished")
+    return []
+
+
+def write_beside(environ, start_response):
+    q = _query(environ)
+    record, n = q["record"], int(q.get("n", 32))
+    write = start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    raised = []
+
+    def writer():
+        for _ in range(n):
+            try:
+                write(b"w" * 65536)
+            except Exception as e:
+                raised.append(type(e).__name__)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+
+    def body():
+        for _ in range(n):
+            yield b"g" * 65536
+        thread.join(30)
+        _append(record, "raised " + ",".join(sorted(set(raised))))
+
+    return body()
 
 
 class NoFilenoReader:
@@ -420,6 +465,20 @@ def headers_route(environ, start_response):
     return [body]
 
 
+def hop(environ, start_response):
+    connection = "close" if _query(environ).get("close") else "keep-alive"
+    body = b"hop\n"
+    start_response("200 OK", [
+        ("Content-Type", "text/plain"),
+        ("Content-Length", str(len(body))),
+        ("Connection", connection),
+        ("Keep-Alive", "timeout=5"),
+        ("Transfer-Encoding", "identity"),
+        ("X-Kept", "yes"),
+    ])
+    return [body]
+
+
 def big(environ, start_response):
     """?kib=N: N KiB generated in 64 KiB pieces (a large response that is not a file)."""
     q = _query(environ)
@@ -497,6 +556,8 @@ ROUTES = {
     "/hello": hello,
     "/stream": stream,
     "/write": write_route,
+    "/write_forever": write_forever,
+    "/write_beside": write_beside,
     "/file": file_route,
     "/echo": echo,
     "/exc_before": exc_before,
@@ -514,6 +575,7 @@ ROUTES = {
     "/sysinfo": sysinfo,
     "/headers": headers_route,
     "/big": big,
+    "/hop": hop,
     "/start_thread": start_thread,
     "/input_thread": input_thread,
     "/sized": sized,

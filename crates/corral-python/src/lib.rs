@@ -32,6 +32,7 @@ pub mod wsgi;
 
 use std::io;
 use std::os::fd::BorrowedFd;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use bytes::Bytes;
@@ -87,20 +88,28 @@ type Locked<'a> = MutexGuard<'a, dyn Transport + 'static>;
 /// One request's hold on its slot's transport. It refuses once that request has ended, so an
 /// object the app kept (`wsgi.input`, `write`, the response it returned) can never read
 /// another request's body or write into another client's response.
+///
+/// Two checks: `running` (the slot's word for the request it runs, set by `wsgi::handle`)
+/// before waiting for the transport, since an idle slot holds its transport while it sleeps
+/// on the queue; and the transport's own `serving()` once it is locked, which is what counts.
 #[derive(Clone)]
 pub(crate) struct RequestIo {
     id: u64,
     io: SharedTransport,
+    running: Arc<AtomicU64>,
 }
 
 impl RequestIo {
-    pub(crate) fn new(id: u64, io: SharedTransport) -> RequestIo {
-        RequestIo { id, io }
+    pub(crate) fn new(id: u64, io: SharedTransport, running: Arc<AtomicU64>) -> RequestIo {
+        RequestIo { id, io, running }
     }
 
     /// Waits for the transport: call with the GIL released (an app thread may hold it for
     /// long, blocked reading `wsgi.input`).
     pub(crate) fn lock(&self) -> io::Result<Locked<'_>> {
+        if self.running.load(Ordering::Acquire) != self.id {
+            return Err(self.ended());
+        }
         let t = self.io.lock().map_err(|_| transport_poisoned())?;
         self.check(t)
     }
@@ -133,8 +142,12 @@ impl RequestIo {
         if t.serving() == Some(self.id) {
             Ok(t)
         } else {
-            Err(io::Error::other(RequestEnded(self.id)))
+            Err(self.ended())
         }
+    }
+
+    fn ended(&self) -> io::Error {
+        io::Error::other(RequestEnded(self.id))
     }
 }
 

@@ -9,7 +9,7 @@ use pyo3::exceptions::{PyAssertionError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 
-use crate::{RequestEnded, RequestIo, SharedTransport, Transport};
+use crate::{RequestEnded, RequestIo, Transport};
 
 /// Headers that describe one connection, not the resource; the server owns them (PEP 3333).
 const HOP_BY_HOP: [&str; 8] = [
@@ -68,89 +68,24 @@ impl Piece<'_> {
     }
 }
 
-/// The state of one response, behind `start_response` and `write`.
-#[pyclass(module = "corral", name = "StartResponse")]
-pub struct StartResponse {
-    pub(crate) id: u64,
-    pub(crate) io: RequestIo,
-    /// The status the app gave to `start_response`, once it called it.
-    status: Option<u16>,
-    /// The head, from `start_response` until it is queued.
+/// A head (if not yet queued) and a body piece on their way to the transport.
+struct Outgoing<'a> {
+    io: RequestIo,
     head: Option<ResponseHead>,
-    pub(crate) head_sent: bool,
-    /// The Content-Length the app declared, if any: the body is cut or flagged to match it.
-    pub(crate) declared_len: Option<u64>,
-    pub(crate) sent: u64,
-    overflow_logged: bool,
+    piece: Piece<'a>,
+    flush: bool,
 }
 
-impl StartResponse {
-    pub fn new(id: u64, io: SharedTransport) -> StartResponse {
-        StartResponse {
-            id,
-            io: RequestIo::new(id, io),
-            status: None,
-            head: None,
-            head_sent: false,
-            declared_len: None,
-            sent: 0,
-            overflow_logged: false,
-        }
-    }
-
-    pub(crate) fn started(&self) -> bool {
-        self.status.is_some()
-    }
-
-    /// The status the app gave to `start_response`, if it called it.
-    pub(crate) fn status(&self) -> Option<u16> {
-        self.status
-    }
-
-    /// Queues the head if it has not gone out yet. Fails if start_response was never called.
-    pub(crate) fn ensure_head(&mut self, py: Python<'_>) -> PyResult<()> {
-        if self.head_sent {
-            return Ok(());
-        }
-        let head = self.head.take().ok_or_else(|| {
-            PyAssertionError::new_err("the app produced a body before calling start_response()")
-        })?;
-        // Only queued: at the first body piece nothing else is, so the head always fits.
-        self.io
-            .queue(py, move |t| t.send_head(head))
-            .map_err(io_err)?;
-        self.head_sent = true;
-        Ok(())
-    }
-
-    /// Queues body bytes (after the head), trimmed to the declared Content-Length, and sends
-    /// them at once if `flush` asks for it. Returns whether a flush happened.
-    ///
-    /// With `Flush::UnlessBodyComplete`, bytes that complete the declared Content-Length stay
-    /// queued: the caller stops iterating and sends them before the iterable's `close()`, or
-    /// with `End` when there is no `close()` (one packet for head, body and end).
-    pub(crate) fn send_body(
-        &mut self,
-        py: Python<'_>,
-        body: &Bound<'_, PyBytes>,
-        flush: Flush,
-    ) -> PyResult<bool> {
-        self.ensure_head(py)?;
-        let data = self.trim_to_declared(body.as_bytes());
-        self.sent += data.len() as u64;
-        let flush = match flush {
-            Flush::Now => true,
-            Flush::UnlessBodyComplete => self.declared_len != Some(self.sent),
-            Flush::Later => false,
-        };
-        // Only an exact `bytes` is lent: a subclass could run Python code (`__del__`) when
-        // the transport drops it, with the transport locked.
-        let piece = if data.len() >= LEND_FROM && body.is_exact_instance_of::<PyBytes>() {
-            Piece::Lent(crate::bytes_obj::lend(body, data.len()))
-        } else {
-            Piece::Copied(data)
-        };
-        let io = &self.io;
+impl Outgoing<'_> {
+    /// Queues (and, if `flush`, sends) the head and the piece; returns whether it flushed.
+    fn send(self, py: Python<'_>) -> PyResult<bool> {
+        let Outgoing {
+            io,
+            head,
+            piece,
+            flush,
+        } = self;
+        queue_head(py, &io, head)?;
         // Queued (and sent) without releasing Python's lock while nothing has to wait.
         let mut queued = piece.is_empty();
         if let Some(mut t) = io.try_lock().map_err(io_err)? {
@@ -170,6 +105,121 @@ impl StartResponse {
             Ok(flush)
         })
         .map_err(io_err)
+    }
+}
+
+fn queue_head(py: Python<'_>, io: &RequestIo, head: Option<ResponseHead>) -> PyResult<()> {
+    let Some(head) = head else {
+        return Ok(());
+    };
+    // Only queued: at the first body piece nothing else is, so the head always fits.
+    io.queue(py, move |t| t.send_head(head)).map_err(io_err)
+}
+
+/// The state of one response, behind `start_response` and `write`.
+#[pyclass(module = "corral", name = "StartResponse")]
+pub struct StartResponse {
+    pub(crate) id: u64,
+    pub(crate) io: RequestIo,
+    /// The status the app gave to `start_response`, once it called it.
+    status: Option<u16>,
+    /// The head, from `start_response` until it is queued.
+    head: Option<ResponseHead>,
+    pub(crate) head_sent: bool,
+    /// The Content-Length the app declared, if any: the body is cut or flagged to match it.
+    pub(crate) declared_len: Option<u64>,
+    pub(crate) sent: u64,
+    overflow_logged: bool,
+    /// `write()` found the client gone and raised: the app's exception is no bug of its own.
+    pub(crate) client_left: bool,
+}
+
+impl StartResponse {
+    pub(crate) fn new(id: u64, io: RequestIo) -> StartResponse {
+        StartResponse {
+            id,
+            io,
+            status: None,
+            head: None,
+            head_sent: false,
+            declared_len: None,
+            sent: 0,
+            overflow_logged: false,
+            client_left: false,
+        }
+    }
+
+    pub(crate) fn started(&self) -> bool {
+        self.status.is_some()
+    }
+
+    /// The status the app gave to `start_response`, if it called it.
+    pub(crate) fn status(&self) -> Option<u16> {
+        self.status
+    }
+
+    /// Queues the head if it has not gone out yet. Fails if start_response was never called.
+    pub(crate) fn ensure_head(&mut self, py: Python<'_>) -> PyResult<()> {
+        let head = self.take_unsent_head()?;
+        queue_head(py, &self.io, head)
+    }
+
+    /// The head if it has not been queued yet (it counts as queued from now on).
+    fn take_unsent_head(&mut self) -> PyResult<Option<ResponseHead>> {
+        if self.head_sent {
+            return Ok(None);
+        }
+        let head = self.head.take().ok_or_else(|| {
+            PyAssertionError::new_err("the app produced a body before calling start_response()")
+        })?;
+        self.head_sent = true;
+        Ok(Some(head))
+    }
+
+    /// Queues body bytes (after the head), trimmed to the declared Content-Length, and sends
+    /// them at once if `flush` asks for it. Returns whether a flush happened.
+    ///
+    /// With `Flush::UnlessBodyComplete`, bytes that complete the declared Content-Length stay
+    /// queued: the caller stops iterating and sends them before the iterable's `close()`, or
+    /// with `End` when there is no `close()` (one packet for head, body and end).
+    pub(crate) fn send_body(
+        &mut self,
+        py: Python<'_>,
+        body: &Bound<'_, PyBytes>,
+        flush: Flush,
+    ) -> PyResult<bool> {
+        self.prepare_body(body, flush)?.send(py)
+    }
+
+    /// What `send_body` sends, worked out without sending anything: `write()` sends it after
+    /// it has let go of the response, so that no thread waits on the transport while it
+    /// holds the response (another thread of the app may want it meanwhile).
+    fn prepare_body<'a>(
+        &mut self,
+        body: &'a Bound<'_, PyBytes>,
+        flush: Flush,
+    ) -> PyResult<Outgoing<'a>> {
+        let head = self.take_unsent_head()?;
+        let data = self.trim_to_declared(body.as_bytes());
+        self.sent += data.len() as u64;
+        let flush = match flush {
+            Flush::Now => true,
+            Flush::UnlessBodyComplete => self.declared_len != Some(self.sent),
+            Flush::Later => false,
+        };
+        // Only an exact `bytes` is lent: a subclass could run Python code (`__del__`) when
+        // the transport drops it, with the transport locked.
+        let piece = if data.len() >= LEND_FROM && body.is_exact_instance_of::<PyBytes>() {
+            Piece::Lent(crate::bytes_obj::lend(body, data.len()))
+        } else {
+            Piece::Copied(data)
+        };
+        Ok(Outgoing {
+            io: self.io.clone(),
+            head,
+            piece,
+            flush,
+        })
     }
 
     fn trim_to_declared<'a>(&mut self, data: &'a [u8]) -> &'a [u8] {
@@ -236,7 +286,9 @@ impl StartResponse {
             }
             let (name, value) = (pair.get_borrowed_item(0)?, pair.get_borrowed_item(1)?);
             let (name, value) = (header_text(&name, "name")?, header_text(&value, "value")?);
-            check_header(name, value)?;
+            if check_header(name, value)? == Verdict::Drop {
+                return Ok(());
+            }
             if name.eq_ignore_ascii_case("content-length") {
                 declared = Some(value.trim().parse::<u64>().map_err(|_| {
                     PyValueError::new_err(format!("invalid Content-Length header {value:?}"))
@@ -320,11 +372,40 @@ impl WriteFn {
         let bytes = data
             .cast::<PyBytes>()
             .map_err(|_| pyo3::exceptions::PyTypeError::new_err("write() takes bytes"))?;
+        // The response is let go of before anything is sent (see `prepare_body`).
+        let outgoing = self
+            .response
+            .try_borrow_mut(py)
+            .map_err(|_| in_use())?
+            .prepare_body(bytes, Flush::Now)?;
+        let io = outgoing.io.clone();
         // PEP 3333: write() must send the data before it returns.
-        self.response
-            .borrow_mut(py)
-            .send_body(py, bytes, Flush::Now)
-            .map(drop)
+        outgoing.send(py)?;
+        if client_gone(&io) {
+            if let Ok(mut response) = self.response.try_borrow_mut(py) {
+                response.client_left = true;
+            }
+            return Err(pyo3::exceptions::PyBrokenPipeError::new_err(
+                "the client disconnected: the rest of the response cannot be sent",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn in_use() -> PyErr {
+    pyo3::exceptions::PyRuntimeError::new_err(
+        "write() was called while another thread was sending this response",
+    )
+}
+
+/// Whether the master said the client is gone. Asked without waiting: while another thread
+/// of the app holds the transport (reading `wsgi.input`), the answer waits for the next piece.
+pub(crate) fn client_gone(io: &RequestIo) -> bool {
+    match io.try_lock() {
+        Ok(Some(mut t)) => t.client_gone(),
+        Ok(None) => false,
+        Err(_) => true,
     }
 }
 
@@ -396,17 +477,23 @@ const TOKEN: [bool; 128] = {
     t
 };
 
-fn check_header(name: &str, value: &str) -> PyResult<()> {
+/// What becomes of a valid header the app gave.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    Keep,
+    /// A hop-by-hop header: the server manages the connection (see `check_header`).
+    Drop,
+}
+
+/// Checks a response header. PEP 3333 forbids hop-by-hop headers; gunicorn drops them
+/// without a word, and apps that pass on the headers of a response they fetched rely on
+/// that, so corral drops them too, with a warning once per process. `Connection: close`
+/// keeps its meaning: the connection is closed after this response.
+fn check_header(name: &str, value: &str) -> PyResult<Verdict> {
     let token = |b: &u8| TOKEN.get(*b as usize).copied().unwrap_or(false);
     if name.is_empty() || !name.as_bytes().iter().all(token) {
         return Err(PyValueError::new_err(format!(
             "invalid response header name {name:?}"
-        )));
-    }
-    if HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) {
-        return Err(PyValueError::new_err(format!(
-            "hop-by-hop header {name:?} is not allowed in a WSGI response (PEP 3333); the server \
-             manages the connection"
         )));
     }
     let forbidden = |c: char| c == '\r' || c == '\n' || c == '\0' || c as u32 > 255;
@@ -420,7 +507,29 @@ fn check_header(name: &str, value: &str) -> PyResult<()> {
             "response header {name:?} has a value with a line break or a character outside latin-1"
         )));
     }
-    Ok(())
+    if !HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) {
+        return Ok(Verdict::Keep);
+    }
+    let closes = name.eq_ignore_ascii_case("connection")
+        && value
+            .split(',')
+            .any(|option| option.trim().eq_ignore_ascii_case("close"));
+    if closes {
+        return Ok(Verdict::Keep);
+    }
+    warn_dropped_once(name);
+    Ok(Verdict::Drop)
+}
+
+fn warn_dropped_once(name: &str) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!(
+            "the app sent the hop-by-hop header {name:?}, which PEP 3333 forbids; it was dropped \
+             (the server manages the connection; only \"Connection: close\" is honoured). \
+             Logged once per worker process"
+        );
+    }
 }
 
 /// `s` as latin-1: its own bytes when it is ASCII, else one byte per character (characters
@@ -450,6 +559,28 @@ pub(crate) fn ended_err(e: &std::io::Error) -> Option<PyErr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_are_dropped_but_connection_close() {
+        let cases = [
+            ("Content-Type", "text/plain", Verdict::Keep),
+            ("Connection", "keep-alive", Verdict::Drop),
+            ("connection", "Close", Verdict::Keep),
+            ("Connection", "foo, close", Verdict::Keep),
+            ("Transfer-Encoding", "chunked", Verdict::Drop),
+            ("Keep-Alive", "timeout=5", Verdict::Drop),
+        ];
+        for (name, value, verdict) in cases {
+            assert_eq!(
+                check_header(name, value).unwrap(),
+                verdict,
+                "{name}: {value}"
+            );
+        }
+        let err = check_header("Connection", "close\r\nX: y");
+        assert!(err.is_err(), "values are checked first");
+        assert!(check_header("Bad Name", "x").is_err());
+    }
 
     #[test]
     fn status_lines() {

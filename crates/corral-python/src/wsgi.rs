@@ -2,6 +2,9 @@
 //! `close()` is always called, exceptions become a 500 (before the head) or a cut connection
 //! (after it), and nothing the app does can leave the slot in a bad state.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use corral_proto::RequestHead;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
@@ -11,7 +14,7 @@ use crate::environ::{self, ProcessFacts};
 use crate::errors::{log_exception, ErrorStream};
 use crate::file_wrapper::{self, FileWrapper};
 use crate::input::InputStream;
-use crate::response::{io_err, Flush, StartResponse};
+use crate::response::{client_gone, io_err, Flush, StartResponse};
 use crate::spares::Spares;
 use crate::{Outcome, RequestIo, SharedTransport};
 
@@ -20,6 +23,8 @@ use crate::{Outcome, RequestIo, SharedTransport};
 pub struct SlotPython {
     template: Py<PyDict>,
     spares: Spares,
+    /// The request the slot runs, 0 between requests (see `RequestIo`).
+    running: Arc<AtomicU64>,
 }
 
 impl SlotPython {
@@ -29,6 +34,7 @@ impl SlotPython {
         Ok(SlotPython {
             template: template.unbind(),
             spares: Spares::default(),
+            running: Arc::new(AtomicU64::new(0)),
         })
     }
 }
@@ -42,6 +48,8 @@ pub fn handle(
     head: &RequestHead,
     io: SharedTransport,
 ) -> Outcome {
+    slot.running.store(id, Ordering::Release);
+    let io = RequestIo::new(id, io, slot.running.clone());
     let fresh = StartResponse::new(id, io.clone());
     let outcome = match slot.spares.responder.fill(py, fresh) {
         Ok(responder) => {
@@ -54,6 +62,7 @@ pub fn handle(
             Outcome::FailedBeforeHead
         }
     };
+    slot.running.store(0, Ordering::Release);
     slot.spares.release(py);
     outcome
 }
@@ -72,10 +81,7 @@ fn respond(
             let outcome = check_declared_length(py, id, outcome, responder, &head.method);
             close(py, id, &iterable, responder, outcome)
         }
-        Err(e) => {
-            log_exception(py, id, "the application raised an exception", &e);
-            failure(py, responder)
-        }
+        Err(e) => app_raised(py, id, &e, responder),
     }
 }
 
@@ -115,14 +121,12 @@ fn build_environ<'py>(
     slot: &mut SlotPython,
     id: u64,
     head: &RequestHead,
-    io: SharedTransport,
+    io: RequestIo,
 ) -> PyResult<Bound<'py, PyDict>> {
     let env = environ::build(py, slot.template.bind(py), head)?;
     env.set_item(
         intern!(py, "wsgi.input"),
-        slot.spares
-            .input
-            .fill(py, InputStream::new(RequestIo::new(id, io)))?,
+        slot.spares.input.fill(py, InputStream::new(io))?,
     )?;
     env.set_item(
         intern!(py, "wsgi.errors"),
@@ -130,6 +134,20 @@ fn build_environ<'py>(
     )?;
     env.set_item(intern!(py, "corral.request_id"), id)?;
     Ok(env)
+}
+
+/// The app raised: its traceback goes to the error log, unless `write()` raised it because
+/// the client had left (as gunicorn, corral does not report a disconnect as a failure).
+fn app_raised(py: Python<'_>, id: u64, e: &PyErr, responder: &Py<StartResponse>) -> Outcome {
+    if responder.borrow(py).client_left {
+        tracing::info!(
+            req = id,
+            "the client disconnected while the app was writing"
+        );
+        return Outcome::ClientGone;
+    }
+    log_exception(py, id, "the application raised an exception", e);
+    failure(py, responder)
 }
 
 fn failure(py: Python<'_>, responder: &Py<StartResponse>) -> Outcome {
@@ -176,7 +194,7 @@ fn consume(
             }
             let mut r = responder.borrow_mut(py);
             let flushed = r.send_body(py, bytes, flush)?;
-            if flushed && client_gone(&r) {
+            if flushed && client_gone(&r.io) {
                 return Ok(Outcome::ClientGone);
             }
             // Anything more would be cut anyway, and a generator that never ends must not hold
@@ -188,20 +206,7 @@ fn consume(
         responder.borrow_mut(py).ensure_head(py)?;
         Ok(Outcome::Complete)
     };
-    run().unwrap_or_else(|e| {
-        log_exception(py, id, "the application raised an exception", &e);
-        failure(py, responder)
-    })
-}
-
-/// Whether the master said the client is gone. Asked without waiting: while another thread
-/// of the app holds the transport (reading `wsgi.input`), the answer waits for the next piece.
-fn client_gone(r: &StartResponse) -> bool {
-    match r.io.try_lock() {
-        Ok(Some(mut io)) => io.client_gone(),
-        Ok(None) => false,
-        Err(_) => true,
-    }
+    run().unwrap_or_else(|e| app_raised(py, id, &e, responder))
 }
 
 /// The fast path of `wsgi.file_wrapper` over a regular file: hand the descriptor over.
