@@ -13,6 +13,9 @@ session fails (it is never skipped).
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -56,6 +59,14 @@ class _Starter:
     def cleanup(self):
         for c in self.started:
             c.kill()
+
+
+@pytest.fixture
+def short_dir():
+    """A directory with a short path, for Unix sockets (sun_path holds 108 bytes)."""
+    d = Path(tempfile.mkdtemp(prefix="corral-", dir="/tmp"))
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture

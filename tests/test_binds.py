@@ -2,21 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from pathlib import Path
-
 import pytest
 
 from support import APPS, RawConnection, http_request
-
-
-@pytest.fixture
-def short_dir():
-    # sun_path is limited to 108 bytes: keep the socket path short
-    d = Path(tempfile.mkdtemp(prefix="corral-", dir="/tmp"))
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
 
 
 def test_unix_socket_bind(corral, short_dir):

@@ -11,10 +11,11 @@ from __future__ import annotations
 import os
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from support import APPS, get_request, parse_response, read_lines, wait_until, Incomplete
+from support import APPS, RawConnection, get_request, parse_response, read_lines, wait_until, Incomplete
 
 KEEPALIVE = 1.0
 
@@ -133,3 +134,52 @@ def test_a_generator_that_runs_past_its_content_length_does_not_keep_the_worker(
     assert (r.status, len(r.body)) == (200, 64 * 1024)
     wait_until(lambda: "generator-closed" in read_lines(record), 10, message="the generator's close")
     assert server.get("/hello", timeout=10).status == 200
+
+
+def _read_whole(conn, size, timeout=30):
+    """Reads one response with a body of `size` bytes from `conn`; returns its body length."""
+    r = conn.read_response(timeout=timeout)
+    assert r.status == 200, r
+    return len(r.body)
+
+
+def _stall_an_answer(c, path):
+    """A client over the Unix socket `path` asks for an 800 KiB answer and reads none of it
+    (the kernel does not grow a Unix socket's buffers, so the answer outgrows them and the
+    slot's ring holds the rest); returns its connection once the slot has answered."""
+    stuck = RawConnection(unix_path=str(path), timeout=30)
+    stuck.send(get_request("/big?kib=800"))
+    time.sleep(1.0)
+    return stuck
+
+
+def test_a_request_does_not_wait_behind_an_answer_its_client_does_not_read(corral, short_dir):
+    """An answer larger than the slot's ring, whose client reads none of it, stays in the
+    slot's ring after the slot is done with it. The slot then takes no request (it would
+    wait behind that answer): the idle process serves the next client at once, and the
+    stalled answer is still whole when its client reads it."""
+    path = short_dir / "s.sock"
+    app = f"{APPS / 'wsgi_app.py'}:application"
+    c = corral(app, "--mpm", "prefork", "-w", "2", bind=["127.0.0.1:0", f"unix:{path}"])
+    with _stall_an_answer(c, path) as stuck:
+        started = time.monotonic()
+        r = c.get("/sysinfo", timeout=15)
+        assert r.status == 200
+        assert time.monotonic() - started < 5, "the request waited behind the unread answer"
+        assert _read_whole(stuck, 800 * 1024) == 800 * 1024
+    for _ in range(5):  # the slot that waited serves again
+        assert c.get("/hello", timeout=5).status == 200
+
+
+def test_a_stalled_slot_takes_requests_again_once_its_answer_is_read(corral, short_dir):
+    """With one slot, the next request waits in the queue while the answer is unread, and
+    the slot takes it as soon as its client has read the answer."""
+    path = short_dir / "s.sock"
+    app = f"{APPS / 'wsgi_app.py'}:application"
+    c = corral(app, "--mpm", "prefork", "-w", "1", bind=["127.0.0.1:0", f"unix:{path}"])
+    with _stall_an_answer(c, path) as stuck, ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(c.get, "/hello", timeout=30)
+        time.sleep(1.0)
+        assert not waiting.done(), "the only slot took a request behind its unread answer"
+        assert _read_whole(stuck, 800 * 1024) == 800 * 1024
+        assert waiting.result(timeout=30).status == 200

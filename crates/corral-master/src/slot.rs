@@ -314,6 +314,10 @@ impl SlotConn {
     }
 
     fn decode_packet(&mut self, mut packet: BytesMut) -> io::Result<()> {
+        // When the master last took a packet: the slot judges by it whether its answers go on
+        // (see `corral_proto::board`, "Read").
+        let read = self.board.word(board::read_word(self.board_slot));
+        read.store(corral_sys::coarse_millis(), Ordering::Relaxed);
         while let Some(m) = decode_to_master(&mut packet).map_err(invalid)? {
             self.inbox.push_back(m);
         }

@@ -11,6 +11,10 @@
 //!   rings the doorbell on its socket.
 //! - **Response rings** (`response_ring`, after each slot's words): the slot's packets to the
 //!   master.
+//! - **Read** (`read_word`, beside the slot's word): when the master last took a packet of
+//!   the slot's, on the clock every process shares. A slot that finds its answers waiting and
+//!   this stamp old knows that the master cannot pass them on (their client reads slowly or
+//!   not at all), and takes no request until they have gone (see the worker's channel).
 //! - **Slots** (`slot_word`): each slot writes the id of every request it takes, before
 //!   running it. When a worker dies, the master reads its slots' words to learn which
 //!   requests died with it (those still without a response get a 502). One cache line per
@@ -62,6 +66,12 @@ pub fn mail_word(slot: usize) -> usize {
 /// The word the master sets when it waits for slot `slot`'s next packet.
 pub fn wake_word(slot: usize) -> usize {
     slot_word(slot) + 2
+}
+
+/// The word where the master stamps its clock (`corral_sys::coarse_millis`) each time it
+/// takes a packet from slot `slot`.
+pub fn read_word(slot: usize) -> usize {
+    slot_word(slot) + 3
 }
 
 /// Where slot `slot`'s response ring starts ([`ring::RESPONSE_WORDS`] long).

@@ -139,6 +139,14 @@ impl<'a> Ring<'a> {
         self.tail.load(Ordering::SeqCst)
     }
 
+    /// How many bytes of packets wait to be taken (their words, headers and padding
+    /// included): a measure of how far the consumer is behind, not a count of payload.
+    pub fn waiting_bytes(&self) -> usize {
+        let head = self.head.load(Ordering::Acquire);
+        let tail = self.tail.load(Ordering::Acquire);
+        head.saturating_sub(tail) as usize * 8
+    }
+
     pub fn is_empty(&self) -> bool {
         self.head.load(Ordering::SeqCst) == self.tail.load(Ordering::SeqCst)
     }

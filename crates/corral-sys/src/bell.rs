@@ -41,6 +41,11 @@ pub fn close(word: &AtomicU64) {
     futex_wake(word, i32::MAX);
 }
 
+/// Whether the bell was closed (looked at without consuming a ring).
+pub fn is_closed(word: &AtomicU64) -> bool {
+    word.load(Ordering::SeqCst) & CLOSED != 0
+}
+
 /// Consumes one ring, sleeping until there is one; [`Bell::Closed`] once the bell is closed.
 /// An error only if the kernel refuses to let the thread wait (no futexes: a sandbox).
 pub fn wait(word: &AtomicU64) -> io::Result<Bell> {

@@ -3,7 +3,7 @@
 //! This crate owns every raw system call the project makes outside CPython: `SOCK_SEQPACKET`
 //! socket pairs and packets with file descriptors (`SCM_RIGHTS`), `sendfile`, `fork`, the
 //! set-up a forked child needs (process group, parent-death signal, fd hygiene), reaping,
-//! signals and process groups, the scheduling policy, memory shared between processes
+//! signals and process groups, the scheduling policy, a clock shared by processes, memory shared between processes
 //! ([`SharedWords`]) and the futex doorbells in it ([`bell`]), and glibc's allocator settings.
 //! Each function exposes a safe interface; each `unsafe` block says why it is sound.
 //!
@@ -11,6 +11,7 @@
 //! descriptors, pids and byte slices only.
 
 pub mod bell;
+pub mod clock;
 pub mod fork;
 pub mod malloc;
 pub mod packet;
@@ -19,12 +20,13 @@ pub mod sched;
 pub mod sendfile;
 pub mod shared;
 
+pub use clock::coarse_millis;
 pub use fork::{fork, thread_count, Forked};
 pub use malloc::keep_freed_heap;
 pub use packet::{
     recv_packet, recv_packet_into, ring_doorbell, send_packet, send_packet_vectored,
     seqpacket_pair, set_nonblocking, shutdown_write, try_send_packet, try_send_packet_vectored,
-    RecvFlags,
+    unread_by_peer, RecvFlags,
 };
 pub use process::{
     adopt_inherited_fd, block_signals, child_setup, exit_now, getpid, ignore_sigpipe, kill_pid,

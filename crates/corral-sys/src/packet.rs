@@ -24,6 +24,16 @@ fn cvt_size(r: libc::ssize_t) -> io::Result<usize> {
     }
 }
 
+/// Bytes this end sent that the peer has not read yet. For a Unix socket the kernel counts
+/// the memory the packets take, so a little more than their bytes; 0 once all were read.
+pub fn unread_by_peer(fd: BorrowedFd<'_>) -> io::Result<usize> {
+    let mut queued: libc::c_int = 0;
+    // SAFETY: SIOCOUTQ (the same request number as TIOCOUTQ) writes one int through the
+    // pointer, which points at `queued`; `fd` is an open descriptor for the whole call.
+    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCOUTQ, &mut queued) })?;
+    Ok(queued.max(0) as usize)
+}
+
 /// A connected pair of close-on-exec `SOCK_SEQPACKET` Unix sockets.
 pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as RawFd; 2];
@@ -279,6 +289,17 @@ mod tests {
         let mut s = String::new();
         got.read_to_string(&mut s).unwrap();
         assert_eq!(s, "passed along");
+    }
+
+    #[test]
+    fn unread_by_peer_counts_until_the_peer_reads() {
+        let (a, b) = seqpacket_pair().unwrap();
+        assert_eq!(unread_by_peer(a.as_fd()).unwrap(), 0);
+        send_packet(a.as_fd(), &[1u8; 5000], &[]).unwrap();
+        assert!(unread_by_peer(a.as_fd()).unwrap() >= 5000);
+        let mut buf = [0u8; 8192];
+        recv_packet(b.as_fd(), &mut buf, &mut Vec::new(), RecvFlags::Wait).unwrap();
+        assert_eq!(unread_by_peer(a.as_fd()).unwrap(), 0);
     }
 
     #[test]

@@ -78,6 +78,8 @@ pub(crate) enum Next {
     },
     /// The master closed the slot (or broke the protocol): the worker exits.
     Closed,
+    /// The slot's last answers cannot go on yet: `wait_until_delivered`, then look again.
+    Stalled,
 }
 
 pub struct SlotChannel {
@@ -89,11 +91,16 @@ pub struct SlotChannel {
     /// The number of this slot's process, whose doorbell it sleeps on.
     process: usize,
     board_word: usize,
+    /// Where the master stamps when it last took a packet of this slot's (see `delivery`).
+    read_word: usize,
     mail_word: usize,
     wake_word: usize,
     /// Packets go through the socket until one ends with `BackToRing` (see
     /// `corral_proto::ring`, "Response rings").
     on_socket: bool,
+    /// A packet went through the socket since the master was last seen to have read it all
+    /// (see `delivery`).
+    socket_used: bool,
     /// Decoded frames not yet consumed.
     inbox: VecDeque<ToWorker>,
     /// Packets land in this buffer's spare room and are split off it: the request body frames
@@ -126,9 +133,11 @@ impl SlotChannel {
             board_slot,
             process,
             board_word: board::slot_word(board_slot),
+            read_word: board::read_word(board_slot),
             mail_word: board::mail_word(board_slot),
             wake_word: board::wake_word(board_slot),
             on_socket: false,
+            socket_used: false,
             inbox: VecDeque::new(),
             rx: BytesMut::with_capacity(MAX_PACKET),
             outbox: Outbox::with_capacity(MAX_PACKET),
@@ -208,10 +217,12 @@ impl SlotChannel {
     #[cfg(test)]
     pub(crate) fn next_request(&mut self) -> Next {
         loop {
-            if let Some(next) = self.try_next_request() {
-                return next;
-            }
-            if !self.sleep_until_rung() {
+            let alive = match self.try_next_request() {
+                Some(Next::Stalled) => self.wait_until_delivered(),
+                Some(next) => return next,
+                None => self.sleep_until_rung(),
+            };
+            if !alive {
                 return Next::Closed;
             }
         }
@@ -222,6 +233,9 @@ impl SlotChannel {
     /// Python's lock held, so that the thread that holds it takes the packets while it can
     /// and a woken sibling waits for the lock before it looks (see `corral_proto::doorbells`).
     pub(crate) fn try_next_request(&mut self) -> Option<Next> {
+        if self.stalled() {
+            return Some(Next::Stalled);
+        }
         match self.take_from_queue() {
             Ok(Some((id, head))) => Some(Next::Request { id, head }),
             Ok(None) => None,
@@ -443,6 +457,7 @@ impl SlotChannel {
             Ok(_) => {
                 self.outbox.clear();
                 self.on_socket = !back;
+                self.socket_used = true;
                 Ok(true)
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock && how == Send::DontWait => {
@@ -670,6 +685,7 @@ fn invalid<E: std::fmt::Display>(e: E) -> io::Error {
     )
 }
 
+mod delivery;
 mod outbox;
 #[cfg(test)]
 mod tests;

@@ -71,6 +71,14 @@ pub(crate) fn serve(app: Py<PyAny>, facts: ProcessFacts, mut chan: SlotChannel) 
             let (id, head) = match next {
                 Next::Request { id, head } => (id, head),
                 Next::Closed => return,
+                Next::Stalled => {
+                    let alive =
+                        py.detach(|| lock(&chan).is_some_and(|mut c| c.wait_until_delivered()));
+                    if !alive {
+                        return;
+                    }
+                    continue;
+                }
             };
             if try_lock(&chan).is_none_or(|c| c.has_queued()) {
                 let sent = py.detach(|| lock(&chan).ok_or_else(poisoned)?.send_queued());

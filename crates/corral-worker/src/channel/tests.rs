@@ -74,7 +74,7 @@ fn serve_one(mut chan: SlotChannel, name: &str) -> std::sync::mpsc::Receiver<Opt
 fn taken_id(next: Next) -> Option<u64> {
     match next {
         Next::Request { id, .. } => Some(id),
-        Next::Closed => None,
+        Next::Closed | Next::Stalled => None,
     }
 }
 
@@ -583,6 +583,38 @@ fn read_from_socket(master: OwnedFd, count: usize) -> std::thread::JoinHandle<Ve
     })
 }
 
+/// A slot is stalled only while many of its answers wait and the master has taken none of
+/// them for a while; it waits until they have gone, then takes requests again.
+#[test]
+fn a_slot_whose_answers_wait_unread_takes_no_request_until_they_go() {
+    let (mut chan, _master) = channel();
+    let pool = chan.pool.clone();
+    let board_slot = chan.board_slot;
+    let ring = pool.response_ring(board_slot);
+    while ring.waiting_bytes() <= 256 * 1024 {
+        ring.push(4096, [[0u8; 4096].as_slice()]).unwrap();
+    }
+    queue_request(&pool, 5);
+    let read = pool.board.word(chan.read_word);
+    read.store(corral_sys::coarse_millis(), Ordering::Relaxed);
+    assert!(!chan.stalled(), "the master read just now: it is only busy");
+    read.store(corral_sys::coarse_millis() - 1000, Ordering::Relaxed);
+    assert!(chan.stalled(), "nothing taken for a second");
+    assert!(matches!(chan.try_next_request(), Some(Next::Stalled)));
+    // The master takes the answers a while later, on a thread of its own.
+    let master = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let ring = pool.response_ring(board_slot);
+        let mut rx = BytesMut::new();
+        while ring.take(&mut rx).unwrap() != Taken::Empty {
+            rx.clear();
+        }
+    });
+    assert!(chan.wait_until_delivered());
+    master.join().unwrap();
+    assert!(matches!(chan.next_request(), Next::Request { id: 5, .. }));
+}
+
 /// Taking a request whose body is still coming answers `Taken` without waiting, even when
 /// the master is not reading this slot (the ring and socket are full of the last response):
 /// the frame waits in the outbox, and `send_queued` delivers it, after the fillers.
@@ -591,6 +623,9 @@ fn taking_a_request_never_waits_for_the_master() {
     let (mut chan, master) = channel();
     chan.current = 1;
     let filler = fill_ring_and_socket(&mut chan);
+    // The master took a packet just now: the slot is not stalled (see `delivery`).
+    let read = chan.pool.board.word(chan.read_word);
+    read.store(corral_sys::coarse_millis(), Ordering::Relaxed);
     let mut out = BytesMut::new();
     let head = Box::new(RequestHead::default());
     encode(&ToWorker::Request { id: 2, head }, &mut out);
