@@ -142,3 +142,15 @@ def test_a_client_that_leaves_ends_a_write_loop(one_worker, tmp_path):
     assert read_lines(record) == ["BrokenPipeError"]
     assert one_worker.get("/hello").status == 200
     assert "the application raised" not in one_worker.stderr_since(mark)
+
+
+def test_write_to_a_head_request_does_not_raise(one_worker, tmp_path):
+    """The master drops a HEAD response's body (and aborts it): that is no client leaving,
+    so write() goes on as under gunicorn."""
+    record = tmp_path / "record.txt"
+    with one_worker.raw() as conn:
+        conn.send(get_request(f"/write_forever?record={record}&n=5", method="HEAD"))
+        r = conn.read_response(method="HEAD")
+        assert (r.status, r.body) == (200, b"")
+    wait_until(lambda: read_lines(record), 10, message="the write() loop to end")
+    assert read_lines(record) == ["finished"]

@@ -500,10 +500,11 @@ def test_wsgi_errors_go_to_error_log(server):
     server.wait_for_stderr(f"wsgi.errors says {token}", since=mark)
 
 
-def test_hop_by_hop_headers_are_dropped_as_gunicorn_does(server):
+def test_hop_by_hop_headers_are_dropped_but_connection_close(server):
     """PEP 3333 forbids them (the validator refuses them), but an app that passes on an
     upstream response's headers works under gunicorn, which drops them: so does corral,
-    warning once; Connection: close still closes the connection after the response."""
+    warning once. Unlike gunicorn, it keeps Connection: close, which closes the connection
+    after the response."""
     if server.validated:
         pytest.skip("wsgiref.validate refuses hop-by-hop headers")
     mark = server.mark()

@@ -15,8 +15,8 @@ Routes:
                               them; lazy=1: start_response on first next();
                               empty=1: empty bytestrings in between
   /write                      uses the write() callable, then returns a tail
-  /write_forever?record=      write()s a line every 50 ms for at most 20 s (a server-sent
-                              events loop); records the exception that ends it
+  /write_forever?record=&n=   write()s a line every 50 ms, n times (400: 20 s; a server-sent
+                              events loop); records the exception that ends it, or "finished"
   /write_beside?record=&n=    a thread write()s n 64 KiB pieces while the returned generator
                               yields n of its own; records what the thread's write()s raised
   /file?path=&blksize=&offset=&nolength=1
@@ -132,10 +132,11 @@ def write_route(environ, start_response):
 
 
 def write_forever(environ, start_response):
-    record = _query(environ)["record"]
+    q = _query(environ)
+    record = q["record"]
     write = start_response("200 OK", [("Content-Type", "text/event-stream")])
     try:
-        for i in range(400):
+        for i in range(int(q.get("n", 400))):
             write(f"data: {i}\n\n".encode())
             time.sleep(0.05)
     except Exception as e:

@@ -316,8 +316,13 @@ impl SlotConn {
     fn decode_packet(&mut self, mut packet: BytesMut) -> io::Result<()> {
         // When the master last took a packet: the slot judges by it whether its answers go on
         // (see `corral_proto::board`, "Read").
+        // Stored only when the clock moved: the word shares its line with words the worker
+        // writes, and a store per packet would pull that line over per packet.
         let read = self.board.word(board::read_word(self.board_slot));
-        read.store(corral_sys::coarse_millis(), Ordering::Relaxed);
+        let now = corral_sys::coarse_millis();
+        if read.load(Ordering::Relaxed) != now {
+            read.store(now, Ordering::Relaxed);
+        }
         while let Some(m) = decode_to_master(&mut packet).map_err(invalid)? {
             self.inbox.push_back(m);
         }

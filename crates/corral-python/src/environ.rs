@@ -79,7 +79,6 @@ pub fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
     }
 }
 
-/// A port number as a `str`, formatted without an intermediate `String`.
 /// The method as a `str`: the usual ones interned, made once per process.
 fn method<'py>(py: Python<'py>, method: &[u8]) -> Bound<'py, PyString> {
     let known = match method {
@@ -95,6 +94,7 @@ fn method<'py>(py: Python<'py>, method: &[u8]) -> Bound<'py, PyString> {
     known.clone()
 }
 
+/// A port number as a `str`, formatted without an intermediate `String`.
 fn decimal(py: Python<'_>, n: u16) -> Bound<'_, PyString> {
     let mut digits = [0u8; 5];
     let mut start = digits.len();

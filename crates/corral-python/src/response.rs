@@ -132,10 +132,15 @@ pub struct StartResponse {
     overflow_logged: bool,
     /// `write()` found the client gone and raised: the app's exception is no bug of its own.
     pub(crate) client_left: bool,
+    /// A `write()` took the head and queues it without holding the response: any other
+    /// piece is refused meanwhile, so that none overtakes the head.
+    head_in_flight: bool,
+    /// The request is a HEAD: the master drops the body (and aborts it) by design.
+    head_request: bool,
 }
 
 impl StartResponse {
-    pub(crate) fn new(id: u64, io: RequestIo) -> StartResponse {
+    pub(crate) fn new(id: u64, io: RequestIo, head_request: bool) -> StartResponse {
         StartResponse {
             id,
             io,
@@ -146,16 +151,19 @@ impl StartResponse {
             sent: 0,
             overflow_logged: false,
             client_left: false,
+            head_in_flight: false,
+            head_request,
         }
+    }
+
+    /// Whether the client gets no body whatever the app writes: a HEAD request, or a status
+    /// that has none.
+    pub(crate) fn body_discarded(&self) -> bool {
+        self.head_request || matches!(self.status, Some(100..=199 | 204 | 304))
     }
 
     pub(crate) fn started(&self) -> bool {
         self.status.is_some()
-    }
-
-    /// The status the app gave to `start_response`, if it called it.
-    pub(crate) fn status(&self) -> Option<u16> {
-        self.status
     }
 
     /// Queues the head if it has not gone out yet. Fails if start_response was never called.
@@ -166,6 +174,9 @@ impl StartResponse {
 
     /// The head if it has not been queued yet (it counts as queued from now on).
     fn take_unsent_head(&mut self) -> PyResult<Option<ResponseHead>> {
+        if self.head_in_flight {
+            return Err(in_use());
+        }
         if self.head_sent {
             return Ok(None);
         }
@@ -373,15 +384,24 @@ impl WriteFn {
             .cast::<PyBytes>()
             .map_err(|_| pyo3::exceptions::PyTypeError::new_err("write() takes bytes"))?;
         // The response is let go of before anything is sent (see `prepare_body`).
-        let outgoing = self
-            .response
-            .try_borrow_mut(py)
-            .map_err(|_| in_use())?
-            .prepare_body(bytes, Flush::Now)?;
+        let (outgoing, carries_head, bodiless) = {
+            let mut response = self.response.try_borrow_mut(py).map_err(|_| in_use())?;
+            let outgoing = response.prepare_body(bytes, Flush::Now)?;
+            let carries_head = outgoing.head.is_some();
+            response.head_in_flight = carries_head;
+            (outgoing, carries_head, response.body_discarded())
+        };
         let io = outgoing.io.clone();
         // PEP 3333: write() must send the data before it returns.
-        outgoing.send(py)?;
-        if client_gone(&io) {
+        let sent = outgoing.send(py);
+        if carries_head {
+            if let Ok(mut response) = self.response.try_borrow_mut(py) {
+                response.head_in_flight = false;
+            }
+        }
+        sent?;
+        // The master aborts a body nobody will read (HEAD, 204, 304): no reason to raise.
+        if !bodiless && client_gone(&io) {
             if let Ok(mut response) = self.response.try_borrow_mut(py) {
                 response.client_left = true;
             }

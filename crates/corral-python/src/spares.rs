@@ -68,8 +68,9 @@ where
 /// Whether the slot's reference is the only one. (A reference dropped on a thread without
 /// the GIL is counted until pyo3 applies it: such an object is merely not reused.)
 fn only_slot_holds<T>(obj: &Py<T>) -> bool {
-    // SAFETY: `obj` is a live object (the slot's reference keeps it), and reading its
-    // reference count is a plain load; the slot thread holds the GIL while it runs a request,
-    // so no other thread changes the count meanwhile.
+    // SAFETY: `obj` is a live object (the slot's reference keeps it alive), so its header
+    // may be read; reading the reference count is a plain load. The answer cannot go stale:
+    // if the slot's is the only reference, no other thread can make a new one, and if it is
+    // not, the object is merely not reused.
     unsafe { pyo3::ffi::Py_REFCNT(obj.as_ptr()) == 1 }
 }

@@ -50,12 +50,12 @@ pub fn handle(
 ) -> Outcome {
     slot.running.store(id, Ordering::Release);
     let io = RequestIo::new(id, io, slot.running.clone());
-    let fresh = StartResponse::new(id, io.clone());
+    let fresh = StartResponse::new(id, io.clone(), &head.method[..] == b"HEAD");
     let outcome = match slot.spares.responder.fill(py, fresh) {
         Ok(responder) => {
             let result = build_environ(py, slot, id, head, io)
                 .and_then(|env| app.bind(py).call1((env, responder.bind(py))));
-            respond(py, id, head, result, &responder)
+            respond(py, id, result, &responder)
         }
         Err(e) => {
             log_exception(py, id, "cannot create start_response", &e);
@@ -71,14 +71,13 @@ pub fn handle(
 fn respond(
     py: Python<'_>,
     id: u64,
-    head: &RequestHead,
     returned: PyResult<Bound<'_, PyAny>>,
     responder: &Py<StartResponse>,
 ) -> Outcome {
     match returned {
         Ok(iterable) => {
             let outcome = consume(py, id, &iterable, responder);
-            let outcome = check_declared_length(py, id, outcome, responder, &head.method);
+            let outcome = check_declared_length(py, id, outcome, responder);
             close(py, id, &iterable, responder, outcome)
         }
         Err(e) => app_raised(py, id, &e, responder),
@@ -93,14 +92,12 @@ fn check_declared_length(
     id: u64,
     outcome: Outcome,
     responder: &Py<StartResponse>,
-    method: &[u8],
 ) -> Outcome {
     if outcome != Outcome::Complete {
         return outcome;
     }
     let responder = responder.borrow(py);
-    let bodiless = matches!(responder.status(), Some(100..=199 | 204 | 304));
-    if method == b"HEAD" || bodiless {
+    if responder.body_discarded() {
         return outcome;
     }
     match responder.short_of_declared() {

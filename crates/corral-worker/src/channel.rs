@@ -256,11 +256,9 @@ impl SlotChannel {
             tracing::debug!("master gone while the slot answered the queue: {e}");
             return false;
         }
+        // Woken, but it could not look (its channel was busy): it has all the same.
+        self.done_looking();
         let doorbells = self.pool.doorbells();
-        if std::mem::take(&mut self.woken) {
-            // Woken, but it could not look (its channel was busy): it has all the same.
-            doorbells.looked(self.process);
-        }
         if !doorbells.start_sleeping(self.process, &self.pool.ring()) {
             return true;
         }
@@ -322,16 +320,20 @@ impl SlotChannel {
         Ok(Some((id, head)))
     }
 
+    /// A slot the doorbell woke has looked at the queue now (or will not): the doorbells stop
+    /// counting it as on its way there, so that the next wake-up goes to its process again.
+    fn done_looking(&mut self) {
+        done_looking(&mut self.woken, &self.pool, self.process);
+    }
+
     /// Takes the next packet from the request ring into `rx`; false if the ring is empty. A
     /// slot the doorbell woke has now looked; whoever takes a packet and sees more waiting
     /// wakes another sleeper (see `corral_proto::doorbells`), so that they are never left
     /// behind this slot's request.
     fn take_packet(&mut self) -> io::Result<bool> {
-        let (ring, doorbells) = (self.pool.ring(), self.pool.doorbells());
+        let ring = self.pool.ring();
         let taken = ring.take(&mut self.rx);
-        if std::mem::take(&mut self.woken) {
-            doorbells.looked(self.process);
-        }
+        done_looking(&mut self.woken, &self.pool, self.process);
         match taken.map_err(invalid)? {
             Taken::Packet => {
                 if !ring.is_empty() {
@@ -683,6 +685,13 @@ fn invalid<E: std::fmt::Display>(e: E) -> io::Error {
         io::ErrorKind::InvalidData,
         format!("IPC protocol error: {e}"),
     )
+}
+
+/// See `SlotChannel::done_looking` (apart, for callers that hold a borrow of the pool).
+fn done_looking(woken: &mut bool, pool: &PoolShare, process: usize) {
+    if std::mem::take(woken) {
+        pool.doorbells().looked(process);
+    }
 }
 
 mod delivery;

@@ -46,9 +46,7 @@ impl SlotChannel {
     /// since this slot will not take the request it was woken for. False if the master
     /// closed the queue meanwhile (it retires the worker).
     pub(crate) fn wait_until_delivered(&mut self) -> bool {
-        if std::mem::take(&mut self.woken) {
-            self.pool.doorbells().looked(self.process);
-        }
+        self.done_looking();
         if !self.pool.ring().is_empty() {
             self.pool.wake_a_sleeper();
         }

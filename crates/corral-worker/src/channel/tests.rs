@@ -583,25 +583,31 @@ fn read_from_socket(master: OwnedFd, count: usize) -> std::thread::JoinHandle<Ve
     })
 }
 
+/// Fills slot `chan`'s response ring past what makes it stalled, with answers the master
+/// never takes, and stamps its read word `ago_ms` milliseconds ago.
+fn fill_unread_answers(chan: &SlotChannel, ago_ms: u64) {
+    let ring = chan.pool.response_ring(chan.board_slot);
+    while ring.waiting_bytes() <= 256 * 1024 {
+        ring.push(4096, [[0u8; 4096].as_slice()]).unwrap();
+    }
+    let read = chan.pool.board.word(chan.read_word);
+    read.store(corral_sys::coarse_millis() - ago_ms, Ordering::Relaxed);
+}
+
 /// A slot is stalled only while many of its answers wait and the master has taken none of
 /// them for a while; it waits until they have gone, then takes requests again.
 #[test]
 fn a_slot_whose_answers_wait_unread_takes_no_request_until_they_go() {
     let (mut chan, _master) = channel();
     let pool = chan.pool.clone();
-    let board_slot = chan.board_slot;
-    let ring = pool.response_ring(board_slot);
-    while ring.waiting_bytes() <= 256 * 1024 {
-        ring.push(4096, [[0u8; 4096].as_slice()]).unwrap();
-    }
+    fill_unread_answers(&chan, 0);
     queue_request(&pool, 5);
-    let read = pool.board.word(chan.read_word);
-    read.store(corral_sys::coarse_millis(), Ordering::Relaxed);
     assert!(!chan.stalled(), "the master read just now: it is only busy");
-    read.store(corral_sys::coarse_millis() - 1000, Ordering::Relaxed);
+    fill_unread_answers(&chan, 1000);
     assert!(chan.stalled(), "nothing taken for a second");
     assert!(matches!(chan.try_next_request(), Some(Next::Stalled)));
     // The master takes the answers a while later, on a thread of its own.
+    let board_slot = chan.board_slot;
     let master = std::thread::spawn(move || {
         std::thread::sleep(std::time::Duration::from_millis(50));
         let ring = pool.response_ring(board_slot);
@@ -613,6 +619,16 @@ fn a_slot_whose_answers_wait_unread_takes_no_request_until_they_go() {
     assert!(chan.wait_until_delivered());
     master.join().unwrap();
     assert!(matches!(chan.next_request(), Next::Request { id: 5, .. }));
+}
+
+/// A stalled slot whose worker is retired (the master closes its doorbell) stops waiting.
+#[test]
+fn a_stalled_slot_stops_waiting_when_the_queue_closes() {
+    let (mut chan, _master) = channel();
+    fill_unread_answers(&chan, 1000);
+    assert!(chan.stalled());
+    bell::close(chan.pool.doorbells().bell(chan.process));
+    assert!(!chan.wait_until_delivered(), "a closed queue ends the wait");
 }
 
 /// Taking a request whose body is still coming answers `Taken` without waiting, even when
