@@ -17,8 +17,10 @@
 //!   wrapped); written by the master alone.
 //! - `tail`: the first packet nobody took yet; consumers advance it with compare-and-swap.
 //!
-//! A packet is one header word (its length in bytes) and its bytes packed little endian into
-//! words. A packet never wraps around the end of `data`: when it would, the producer writes a
+//! A packet is one header word (its length in bytes) and its bytes in the words after it,
+//! copied in bulk (memcpy; the unused end of the last word is left as it was). The header and
+//! the control words are atomics; the payload is published by the release store of `head`
+//! and read after an acquire load of it. A packet never wraps around the end of `data`: when it would, the producer writes a
 //! [`SKIP`] header that covers the rest of the lap and starts the packet at the beginning. A
 //! push always leaves one word free, for a [`SWITCH`] marker.
 //!
@@ -245,7 +247,11 @@ impl<'a> Ring<'a> {
                 Checked::Skip => tail - offset + n,
                 Checked::Switch => tail + 1,
                 Checked::Packet(len) => {
-                    unpack(&self.data[offset as usize + 1..], len, out);
+                    corral_sys::shared::append_from_words(
+                        &self.data[offset as usize + 1..],
+                        len,
+                        out,
+                    );
                     tail + 1 + words_for(len) as u64
                 }
                 Checked::Stale => continue,
@@ -310,63 +316,14 @@ fn words_for(bytes: usize) -> usize {
     bytes.div_ceil(8)
 }
 
-/// Packs `parts` into `words`, little endian; returns the bytes written.
+/// Copies `parts` one after another into `words`; returns the bytes written.
 fn pack<'p>(words: &[AtomicU64], parts: impl IntoIterator<Item = &'p [u8]>) -> usize {
-    let mut word = 0;
-    let mut partial = [0u8; 8];
-    let mut filled = 0;
-    let mut total = 0;
-    for mut part in parts {
-        total += part.len();
-        while filled > 0 && !part.is_empty() {
-            partial[filled] = part[0];
-            part = &part[1..];
-            filled += 1;
-            if filled == 8 {
-                words[word].store(u64::from_le_bytes(partial), Ordering::Relaxed);
-                word += 1;
-                filled = 0;
-            }
-        }
-        if part.is_empty() {
-            continue;
-        }
-        // Word aligned from here on.
-        let mut chunks = part.chunks_exact(8);
-        let whole = chunks.len();
-        for (chunk, w) in (&mut chunks).zip(&words[word..word + whole]) {
-            let bytes: [u8; 8] = chunk.try_into().expect("chunks of eight");
-            w.store(u64::from_le_bytes(bytes), Ordering::Relaxed);
-        }
-        word += whole;
-        let rest = chunks.remainder();
-        partial[..rest.len()].copy_from_slice(rest);
-        filled = rest.len();
+    let mut at = 0;
+    for part in parts {
+        corral_sys::shared::copy_into_words(words, at, part);
+        at += part.len();
     }
-    if filled > 0 {
-        partial[filled..].fill(0);
-        words[word].store(u64::from_le_bytes(partial), Ordering::Relaxed);
-    }
-    total
-}
-
-/// Appends `len` bytes packed in `words` to `out`.
-fn unpack(words: &[AtomicU64], len: usize, out: &mut BytesMut) {
-    // Through a small buffer on the stack, so that `out` is appended to a block at a time
-    // (one capacity check each) and never zeroed first: zeroing a large packet would cost
-    // another pass over its memory.
-    const BLOCK: usize = 64;
-    out.reserve(len);
-    let mut block = [0u8; BLOCK * 8];
-    let mut left = len;
-    for group in words[..words_for(len)].chunks(BLOCK) {
-        for (dst, w) in block.chunks_exact_mut(8).zip(group) {
-            dst.copy_from_slice(&w.load(Ordering::Relaxed).to_le_bytes());
-        }
-        let n = left.min(group.len() * 8);
-        out.extend_from_slice(&block[..n]);
-        left -= n;
-    }
+    at
 }
 
 #[cfg(test)]

@@ -1,13 +1,16 @@
 //! Words of memory shared between processes: an anonymous file (`memfd_create`) mapped
 //! `MAP_SHARED`. The master creates one, passes its descriptor to the zygote, and every worker
-//! the zygote forks inherits the mapping. The words are only ever touched as atomics, which on
-//! the targets Linux runs corral on are address-free (the same instructions work across
-//! processes mapping the same page).
+//! the zygote forks inherits the mapping. The words are touched as atomics, which on the
+//! targets Linux runs corral on are address-free (the same instructions work across processes
+//! mapping the same page), except the payload of ring packets, which [`copy_into_words`] and
+//! [`append_from_words`] copy in bulk (see their doc for why that is sound).
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::AtomicU64;
+
+use bytes::BytesMut;
 
 /// A shared array of `AtomicU64`, unmapped on drop.
 pub struct SharedWords {
@@ -138,6 +141,59 @@ fn file_size(fd: BorrowedFd<'_>) -> io::Result<u64> {
     Ok(st.st_size as u64)
 }
 
+/// Copies `bytes` into `words`, starting `at` bytes into them, in bulk (memcpy), not a word
+/// at a time as atomics. Panics when they do not fit.
+///
+/// For the payload of a ring packet (`corral_proto::ring`): the producer writes only words no
+/// consumer may claim yet (beyond the ring's published head), and publishes them afterwards
+/// with a release store of the head, so a consumer that acquires the head sees every byte.
+/// Callers in one process serialise their pushes to a ring (the ring's rule).
+pub fn copy_into_words(words: &[AtomicU64], at: usize, bytes: &[u8]) {
+    let end = at.checked_add(bytes.len());
+    assert!(
+        end.is_some_and(|end| end <= words.len() * 8),
+        "{} bytes at {at} into {} words",
+        bytes.len(),
+        words.len()
+    );
+    // SAFETY: the destination range lies inside `words` (checked above), which the caller
+    // borrows for the call; `AtomicU64` is an `UnsafeCell`, so writing through a pointer
+    // derived from a shared reference is allowed; `bytes` is ordinary memory of this process
+    // and cannot overlap shared words handed out as atomics. No thread of this process reads
+    // or writes these words meanwhile (the ring's producer rule); a consumer in another
+    // process that read them before they were freed loses its claim and discards its copy.
+    unsafe {
+        let dst = words.as_ptr().cast::<u8>().cast_mut().add(at);
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, bytes.len());
+    }
+}
+
+/// Appends the first `len` bytes of `words` to `out`, in bulk (memcpy). Panics when `words`
+/// holds fewer.
+///
+/// For the payload of a ring packet: the consumer copies it after an acquire load of the head
+/// that published it, then claims it with a compare-and-swap of the tail. A producer in another
+/// process may overwrite the words only once some consumer has claimed them, and then this
+/// consumer's claim fails and it truncates what was appended (a seqlock's read): torn bytes are
+/// never used.
+pub fn append_from_words(words: &[AtomicU64], len: usize, out: &mut BytesMut) {
+    assert!(
+        len <= words.len() * 8,
+        "{len} bytes out of {} words",
+        words.len()
+    );
+    out.reserve(len);
+    let spare = out.spare_capacity_mut();
+    // SAFETY: `reserve` made room for `len` more bytes in `out`, whose spare capacity cannot
+    // overlap the shared mapping; the source range lies inside `words` (checked above). The
+    // copy initialises exactly the `len` bytes `set_len` then counts.
+    unsafe {
+        let src = words.as_ptr().cast::<u8>();
+        std::ptr::copy_nonoverlapping(src, spare.as_mut_ptr().cast::<u8>(), len);
+        out.set_len(out.len() + len);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,5 +240,34 @@ mod tests {
         // SAFETY: ftruncate on a descriptor the test owns.
         assert_eq!(unsafe { libc::ftruncate(fd.as_raw_fd(), 0) }, -1);
         assert_eq!(SharedWords::map(fd.as_fd()).unwrap().len(), 4);
+    }
+
+    #[test]
+    fn bytes_copied_into_one_mapping_come_out_of_another_whatever_the_offset() {
+        let (a, fd) = SharedWords::create("corral-test", 8).unwrap();
+        let b = SharedWords::map(fd.as_fd()).unwrap();
+        copy_into_words(a.all(), 3, b"hello, ");
+        copy_into_words(a.all(), 10, b"shared world");
+        let mut out = BytesMut::from(&b"kept:"[..]);
+        append_from_words(b.words(0, 8), 22, &mut out);
+        assert_eq!(&out[..5], b"kept:", "what the buffer held stays in front");
+        assert_eq!(&out[5 + 3..], b"hello, shared world");
+        // The atomic view of the same memory holds the same bytes.
+        let first = a.word(1).load(Ordering::Acquire).to_ne_bytes();
+        assert_eq!(&first[..], b", shared");
+    }
+
+    #[test]
+    #[should_panic(expected = "bytes at 60 into 8 words")]
+    fn bytes_that_overrun_the_words_are_refused() {
+        let words: Vec<AtomicU64> = (0..8).map(|_| AtomicU64::new(0)).collect();
+        copy_into_words(&words, 60, b"too long");
+    }
+
+    #[test]
+    #[should_panic(expected = "65 bytes out of 8 words")]
+    fn more_bytes_than_the_words_hold_are_not_read() {
+        let words: Vec<AtomicU64> = (0..8).map(|_| AtomicU64::new(0)).collect();
+        append_from_words(&words, 65, &mut BytesMut::new());
     }
 }
