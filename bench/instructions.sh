@@ -8,7 +8,9 @@
 # CPython, libc), not the kernel's: the system calls and the switches between processes are
 # not in these numbers. Unlike req/s on a shared VM, the counts repeat to within about 1 %
 # from run to run, so they show what a change to the request path saves. Results are for
-# comparing builds, not servers.
+# comparing builds, not servers. A large memcpy is counted a byte at a time (glibc copies
+# big blocks with `rep movsb`, whose every iteration callgrind counts): for bodies of several
+# KiB, compare builds with perf's CPU samples and alternating timed runs instead.
 #
 #   bench/instructions.sh                      hello, --mpm worker -w 1 --threads 8
 #   bench/instructions.sh -a flask_json -- --mpm prefork -w 2
