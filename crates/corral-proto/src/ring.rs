@@ -18,9 +18,10 @@
 //! - `tail`: the first packet nobody took yet; consumers advance it with compare-and-swap.
 //!
 //! A packet is one header word (its length in bytes) and its bytes in the words after it,
-//! copied in bulk (memcpy; the unused end of the last word is left as it was). The header and
-//! the control words are atomics; the payload is published by the release store of `head`
-//! and read after an acquire load of it. A packet never wraps around the end of `data`: when it would, the producer writes a
+//! copied in bulk (`corral_sys::shared::copy_into_words`, whose accesses are atomic bytes;
+//! the unused end of the last word is left as it was). The header and the control words are
+//! atomics; the payload is published by the release store of `head` and read after an
+//! acquire load of it. A packet never wraps around the end of `data`: when it would, the producer writes a
 //! [`SKIP`] header that covers the rest of the lap and starts the packet at the beginning. A
 //! push always leaves one word free, for a [`SWITCH`] marker.
 //!
@@ -178,8 +179,10 @@ impl<'a> Ring<'a> {
             head += pad;
         }
         let start = (head % n) as usize;
-        let written = pack(&self.data[start + 1..], parts);
-        debug_assert_eq!(written, len, "the parts add up to the packet's length");
+        // Only the packet's own words: parts longer than `len` panic in the copy instead of
+        // overwriting packets nobody took.
+        let written = pack(&self.data[start + 1..start + need as usize], parts);
+        assert_eq!(written, len, "the parts add up to the packet's length");
         self.data[start].store(len as u64, Ordering::Relaxed);
         self.publish(head + need);
         Ok(())

@@ -2,15 +2,17 @@
 //! `MAP_SHARED`. The master creates one, passes its descriptor to the zygote, and every worker
 //! the zygote forks inherits the mapping. The words are touched as atomics, which on the
 //! targets Linux runs corral on are address-free (the same instructions work across processes
-//! mapping the same page), except the payload of ring packets, which [`copy_into_words`] and
-//! [`append_from_words`] copy in bulk (see their doc for why that is sound).
+//! mapping the same page), or by the bulk copies of [`copy`], which behave as relaxed atomic
+//! byte accesses (the payload of ring packets).
+
+mod copy;
+
+pub use copy::{append_from_words, copy_into_words};
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::AtomicU64;
-
-use bytes::BytesMut;
 
 /// A shared array of `AtomicU64`, unmapped on drop.
 pub struct SharedWords {
@@ -21,7 +23,8 @@ pub struct SharedWords {
 // SAFETY: the mapping is only reached through `&AtomicU64`, which is Sync; nothing in the
 // struct is tied to the thread that created it.
 unsafe impl Send for SharedWords {}
-// SAFETY: as above: every access is an atomic operation.
+// SAFETY: as above: every access is atomic (an `AtomicU64` operation, or a copy of `copy`,
+// whose accesses are atomic bytes).
 unsafe impl Sync for SharedWords {}
 
 impl SharedWords {
@@ -93,7 +96,7 @@ impl SharedWords {
     pub fn word(&self, i: usize) -> &AtomicU64 {
         assert!(i < self.len, "shared word {i} of {}", self.len);
         // SAFETY: `i` is in range of the mapping, which lives as long as `self`, is page
-        // aligned (so every word is 8-byte aligned) and is only accessed atomically.
+        // aligned (so every word is 8-byte aligned) and is only accessed atomically (see `copy`).
         unsafe { &*self.ptr.as_ptr().add(i) }
     }
 
@@ -111,7 +114,7 @@ impl SharedWords {
             self.len
         );
         // SAFETY: the range lies inside the mapping (checked above), which lives as long as
-        // `self`, is 8-byte aligned, and is only accessed atomically.
+        // `self`, is 8-byte aligned, and is only accessed atomically (see `copy`).
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().add(start), len) }
     }
 }
@@ -139,59 +142,6 @@ fn file_size(fd: BorrowedFd<'_>) -> io::Result<u64> {
         return Err(io::Error::last_os_error());
     }
     Ok(st.st_size as u64)
-}
-
-/// Copies `bytes` into `words`, starting `at` bytes into them, in bulk (memcpy), not a word
-/// at a time as atomics. Panics when they do not fit.
-///
-/// For the payload of a ring packet (`corral_proto::ring`): the producer writes only words no
-/// consumer may claim yet (beyond the ring's published head), and publishes them afterwards
-/// with a release store of the head, so a consumer that acquires the head sees every byte.
-/// Callers in one process serialise their pushes to a ring (the ring's rule).
-pub fn copy_into_words(words: &[AtomicU64], at: usize, bytes: &[u8]) {
-    let end = at.checked_add(bytes.len());
-    assert!(
-        end.is_some_and(|end| end <= words.len() * 8),
-        "{} bytes at {at} into {} words",
-        bytes.len(),
-        words.len()
-    );
-    // SAFETY: the destination range lies inside `words` (checked above), which the caller
-    // borrows for the call; `AtomicU64` is an `UnsafeCell`, so writing through a pointer
-    // derived from a shared reference is allowed; `bytes` is ordinary memory of this process
-    // and cannot overlap shared words handed out as atomics. No thread of this process reads
-    // or writes these words meanwhile (the ring's producer rule); a consumer in another
-    // process that read them before they were freed loses its claim and discards its copy.
-    unsafe {
-        let dst = words.as_ptr().cast::<u8>().cast_mut().add(at);
-        std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, bytes.len());
-    }
-}
-
-/// Appends the first `len` bytes of `words` to `out`, in bulk (memcpy). Panics when `words`
-/// holds fewer.
-///
-/// For the payload of a ring packet: the consumer copies it after an acquire load of the head
-/// that published it, then claims it with a compare-and-swap of the tail. A producer in another
-/// process may overwrite the words only once some consumer has claimed them, and then this
-/// consumer's claim fails and it truncates what was appended (a seqlock's read): torn bytes are
-/// never used.
-pub fn append_from_words(words: &[AtomicU64], len: usize, out: &mut BytesMut) {
-    assert!(
-        len <= words.len() * 8,
-        "{len} bytes out of {} words",
-        words.len()
-    );
-    out.reserve(len);
-    let spare = out.spare_capacity_mut();
-    // SAFETY: `reserve` made room for `len` more bytes in `out`, whose spare capacity cannot
-    // overlap the shared mapping; the source range lies inside `words` (checked above). The
-    // copy initialises exactly the `len` bytes `set_len` then counts.
-    unsafe {
-        let src = words.as_ptr().cast::<u8>();
-        std::ptr::copy_nonoverlapping(src, spare.as_mut_ptr().cast::<u8>(), len);
-        out.set_len(out.len() + len);
-    }
 }
 
 #[cfg(test)]
@@ -240,34 +190,5 @@ mod tests {
         // SAFETY: ftruncate on a descriptor the test owns.
         assert_eq!(unsafe { libc::ftruncate(fd.as_raw_fd(), 0) }, -1);
         assert_eq!(SharedWords::map(fd.as_fd()).unwrap().len(), 4);
-    }
-
-    #[test]
-    fn bytes_copied_into_one_mapping_come_out_of_another_whatever_the_offset() {
-        let (a, fd) = SharedWords::create("corral-test", 8).unwrap();
-        let b = SharedWords::map(fd.as_fd()).unwrap();
-        copy_into_words(a.all(), 3, b"hello, ");
-        copy_into_words(a.all(), 10, b"shared world");
-        let mut out = BytesMut::from(&b"kept:"[..]);
-        append_from_words(b.words(0, 8), 22, &mut out);
-        assert_eq!(&out[..5], b"kept:", "what the buffer held stays in front");
-        assert_eq!(&out[5 + 3..], b"hello, shared world");
-        // The atomic view of the same memory holds the same bytes.
-        let first = a.word(1).load(Ordering::Acquire).to_ne_bytes();
-        assert_eq!(&first[..], b", shared");
-    }
-
-    #[test]
-    #[should_panic(expected = "bytes at 60 into 8 words")]
-    fn bytes_that_overrun_the_words_are_refused() {
-        let words: Vec<AtomicU64> = (0..8).map(|_| AtomicU64::new(0)).collect();
-        copy_into_words(&words, 60, b"too long");
-    }
-
-    #[test]
-    #[should_panic(expected = "65 bytes out of 8 words")]
-    fn more_bytes_than_the_words_hold_are_not_read() {
-        let words: Vec<AtomicU64> = (0..8).map(|_| AtomicU64::new(0)).collect();
-        append_from_words(&words, 65, &mut BytesMut::new());
     }
 }

@@ -54,7 +54,7 @@ fn a_packet_comes_out_as_it_went_in_whatever_its_parts() {
     assert!(ring.is_empty());
 }
 
-/// Lengths around the word and the copy block (512 bytes) boundaries, appended after what the
+/// Lengths around word boundaries and a few KiB long, appended after what the
 /// buffer already holds, as the slots' receive buffers are.
 #[test]
 fn a_packet_of_any_length_is_appended_whole() {
@@ -124,9 +124,24 @@ fn a_header_no_master_wrote_is_reported() {
 /// One producer, several consumers on threads: every packet is taken once, whole.
 #[test]
 fn concurrent_slots_take_every_packet_exactly_once() {
-    const PACKETS: u64 = 40_000;
+    take_concurrently(area(), 40_000, 3000);
+}
+
+/// The same in a ring of 64 data words, where the producer laps the consumers all the time,
+/// so that many copies are overwritten while they are made: their claims fail and they are
+/// thrown away, never taken torn.
+#[test]
+fn copies_a_lapping_producer_tore_are_never_taken() {
+    let small = (0..CONTROL_WORDS + 64).map(|_| AtomicU64::new(0)).collect();
+    take_concurrently(small, 100_000, max_packet(CONTROL_WORDS + 64));
+}
+
+/// Pushes `packets` packets of 8 to `max_len` bytes into a ring over `area` while four
+/// consumer threads take them; checks that each was taken once and whole.
+fn take_concurrently(area: Vec<AtomicU64>, packets: u64, max_len: usize) {
+    const MIN_LEN: usize = 8;
     const SLOTS: usize = 4;
-    let area: Arc<Vec<AtomicU64>> = Arc::new(area());
+    let area: Arc<Vec<AtomicU64>> = Arc::new(area);
     let taken = Arc::new(Mutex::new(Vec::new()));
     let done = Arc::new(AtomicBool::new(false));
     let slots: Vec<_> = (0..SLOTS)
@@ -147,8 +162,8 @@ fn concurrent_slots_take_every_packet_exactly_once() {
         })
         .collect();
     let ring = Ring::new(&area);
-    for seq in 0..PACKETS {
-        let len = 8 + (seq as usize * 7919) % 3000;
+    for seq in 0..packets {
+        let len = MIN_LEN + (seq as usize * 7919) % (max_len - MIN_LEN + 1);
         let p = packet(seq, len);
         while ring.push(len, [p.as_slice()]) == Err(PushError::Full) {
             std::thread::yield_now();
@@ -158,7 +173,7 @@ fn concurrent_slots_take_every_packet_exactly_once() {
     for s in slots {
         s.join().unwrap();
     }
-    let mut seen = vec![false; PACKETS as usize];
+    let mut seen = vec![false; packets as usize];
     for p in taken.lock().unwrap().iter() {
         let seq = u64::from_le_bytes(p[..8].try_into().unwrap());
         assert_eq!(*p, packet(seq, p.len()), "packet {seq} is whole");
