@@ -2,8 +2,9 @@
 //!
 //! This crate owns the *messages* (what crosses a process boundary) and a *pure codec* (bytes in,
 //! messages out). It must not do I/O, know about sockets, Python or HTTP types: every other crate
-//! wraps it in its own transport, so the codec can be tested byte by byte. It uses `corral-sys` for one thing
-//! only: the bulk copy of ring payloads in and out of shared memory (the `unsafe` stays there).
+//! wraps it in its own transport, so the codec can be tested byte by byte. It uses
+//! `corral-sys` for one thing only: the bulk copy of ring payloads in and out of shared memory
+//! (the `unsafe` stays there).
 //!
 //! # Transport
 //! Every channel is a Unix `SOCK_SEQPACKET` socket, but for a pool's request queue: its packets

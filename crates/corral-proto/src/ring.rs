@@ -21,9 +21,9 @@
 //! copied in bulk (`corral_sys::shared::copy_into_words`, whose accesses are atomic bytes;
 //! the unused end of the last word is left as it was). The header and the control words are
 //! atomics; the payload is published by the release store of `head` and read after an
-//! acquire load of it. A packet never wraps around the end of `data`: when it would, the producer writes a
-//! [`SKIP`] header that covers the rest of the lap and starts the packet at the beginning. A
-//! push always leaves one word free, for a [`SWITCH`] marker.
+//! acquire load of it. A packet never wraps around the end of `data`: when it would, the
+//! producer writes a [`SKIP`] header that covers the rest of the lap and starts the packet at
+//! the beginning. A push always leaves one word free, for a [`SWITCH`] marker.
 //!
 //! # Taking a packet, and a worker dying while it does
 //! A consumer copies the packet at `tail` out *first* and then claims it by moving `tail`
